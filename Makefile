@@ -1,0 +1,62 @@
+# tickwire — `make help` lists the targets. CI calls the same targets (.ci/run -> make test).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+TOOLS  := .tools
+UV     := $(TOOLS)/bin/uv
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.8
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: install
+install: $(UV) ## Create .venv with every service, the tests and the tools (pinned by uv.lock)
+	$(UV) sync --frozen --all-extras --python $(PYTHON)
+
+.PHONY: stack-up
+stack-up: install ## Start local Kafka (KRaft, from Maven jars) and FerretDB; BROKERS=3 for three nodes
+	$(BIN)/tickwire-stack up --brokers $(or $(BROKERS),1)
+
+.PHONY: stack-down
+stack-down: ## Stop everything the local stack started
+	@if [ -x $(BIN)/tickwire-stack ]; then $(BIN)/tickwire-stack down; else echo "nothing installed"; fi
+
+.PHONY: stack-status
+stack-status: ## Print bootstrap servers, MongoDB URL, log paths and liveness
+	$(BIN)/tickwire-stack status
+
+.PHONY: run
+run: stack-up ## Run the whole system live on this machine (Ctrl-C stops it)
+	$(BIN)/tickwire-stack status
+
+.PHONY: test
+test: install ## Run every test (unit, integration against real Kafka + FerretDB)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Run the unit tests only (no infrastructure)
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: lint
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: format
+format: install ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: clean
+clean: stack-down ## Remove the virtualenvs (the download cache in ~/.cache/tickwire stays)
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache

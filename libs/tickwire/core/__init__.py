@@ -1,0 +1,1 @@
+"""Service plumbing shared by every tickwire service: settings, errors, supervision."""

@@ -1,0 +1,33 @@
+"""Settings every service shares; each service subclasses it once, adding its own fields.
+
+All variables carry the `TICKWIRE_` prefix, e.g. `TICKWIRE_KAFKA_BOOTSTRAP`.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Connection and topic settings shared by ingest, processor and gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="TICKWIRE_", extra="ignore")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
+    kafka_client_id: str = Field("tickwire", description="client.id prefix for Kafka clients")
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017/", description="MongoDB URL")
+    mongodb_db: str = Field("tickwire", description="MongoDB database name")
+
+    topic_raw: str = Field("ticks.raw", description="events posted by producers")
+    topic_updates: str = Field("ticker.updates", description="per-symbol state updates")
+    topic_bars: str = Field("ticker.bars", description="OHLCV bars")
+    topic_late: str = Field("ticks.late", description="events later than the bar grace")
+    topic_dlq: str = Field("ticks.dlq", description="records that could not be processed")
+    topic_partitions: int = Field(6, ge=1, description="partitions for topics created here")
+    topic_replication: int = Field(1, ge=1, description="replication factor for new topics")
+    topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of new topics")
+
+    host: str = Field("127.0.0.1", description="HTTP listen address")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP listen port")
+    log_level: str = Field("INFO", description="Python log level")

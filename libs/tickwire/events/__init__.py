@@ -1,0 +1,1 @@
+"""The wire contract between tickwire services: Kafka record formats and headers."""

@@ -1,0 +1,70 @@
+"""Kafka record headers: the CloudEvents Kafka protocol binding in binary mode, plus
+tickwire's own. Attribute names are `ce_<attribute>`; values are UTF-8 strings.
+
+Binary mode was chosen over structured mode so that a record's value is exactly the
+event's data (compact JSON a consumer decodes in one call) and routing metadata can be
+read without parsing the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+CE_SPECVERSION = "ce_specversion"
+CE_ID = "ce_id"
+CE_SOURCE = "ce_source"
+CE_TYPE = "ce_type"
+CE_SUBJECT = "ce_subject"
+CE_TIME = "ce_time"
+CONTENT_TYPE = "content-type"
+TRACEPARENT = "traceparent"
+
+#: Wall-clock time (integer nanoseconds since the epoch) at which ingest received the
+#: event; carried through every hop for end-to-end latency.
+RECEIVED_NS = "tw_received_ns"
+#: Per-symbol version of a state update or bar (decimal integer).
+VERSION = "tw_version"
+#: Dead-letter headers: why and from where.
+ERROR = "tw_error"
+ERROR_TYPE = "tw_error_type"
+SOURCE_TOPIC = "tw_source_topic"
+SOURCE_PARTITION = "tw_source_partition"
+SOURCE_OFFSET = "tw_source_offset"
+
+Headers = list[tuple[str, bytes]]
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]:
+    """Headers as a dict (the last value wins for a repeated name)."""
+    return dict(headers) if headers else {}
+
+
+def get_str(headers: Mapping[str, bytes], name: str, default: str = "") -> str:
+    """A header decoded as UTF-8, or default when absent or undecodable."""
+    raw = headers.get(name)
+    if raw is None:
+        return default
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return default
+
+
+def get_int(headers: Mapping[str, bytes], name: str) -> int | None:
+    """A header parsed as a decimal integer, or None when absent or malformed."""
+    raw = headers.get(name)
+    if raw is None:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def find(headers: Sequence[tuple[str, bytes]] | None, name: str) -> bytes | None:
+    """The first header called name in a raw header list, without building a dict."""
+    if headers:
+        for key, value in headers:
+            if key == name:
+                return value
+    return None

@@ -1,0 +1,102 @@
+"""Record values on tickwire's topics, as msgspec Structs (fast to encode and decode).
+
+    ticks.raw       key=symbol  value=TradeData | QuoteData (by header ce_type)
+    ticker.updates  key=symbol  value=TickerState  (one symbol's whole current state)
+    ticker.bars     key=symbol  value=Bar
+    ticks.late      key=symbol  value=the original ticks.raw value, original headers
+    ticks.dlq       key=original key  value=original value, headers + tw_error*
+
+Times on the wire are RFC 3339 strings in UTC. Every TickerState and Bar carries a
+per-symbol `version` that only grows: consumers drop anything at or below the version
+they hold, which makes at-least-once delivery look exactly-once to clients.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class TradeData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A trade as it travels on ticks.raw."""
+
+    symbol: str
+    price: float
+    size: float
+    time: datetime
+    venue: str | None = None
+    trade_id: str | None = None
+
+
+class QuoteData(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A top-of-book quote as it travels on ticks.raw."""
+
+    symbol: str
+    bid: float
+    bid_size: float
+    ask: float
+    ask_size: float
+    time: datetime
+
+
+class SourceOffsets(msgspec.Struct, array_like=True):
+    """The ticks.raw records an update covers: partition and inclusive offset range."""
+
+    partition: int
+    first: int
+    last: int
+
+
+class TickerState(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One symbol's current state, published on ticker.updates and stored in `quotes`."""
+
+    symbol: str
+    version: int
+    time: datetime | None = None  # event time of the newest event applied
+    last: float | None = None
+    last_size: float | None = None
+    last_time: datetime | None = None
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    prev_close: float | None = None
+    change: float | None = None
+    change_pct: float | None = None
+    volume: float = 0.0
+    trades: int = 0
+    vwap: float | None = None
+    bid: float | None = None
+    bid_size: float | None = None
+    ask: float | None = None
+    ask_size: float | None = None
+    spread: float | None = None
+    mid: float | None = None
+    source: SourceOffsets | None = None
+    received_ns: int | None = None  # ingest receive time of the newest event
+
+
+class Bar(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """An event-time OHLCV bar; `final` is false for a forming bar."""
+
+    symbol: str
+    interval: str  # "1s", "1m", ...
+    start: datetime
+    end: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    vwap: float
+    trades: int
+    final: bool = True
+    version: int = 0
+    received_ns: int | None = None
+
+
+TRADE_DECODER = msgspec.json.Decoder(TradeData)
+QUOTE_DECODER = msgspec.json.Decoder(QuoteData)
+STATE_DECODER = msgspec.json.Decoder(TickerState)
+BAR_DECODER = msgspec.json.Decoder(Bar)
+ENCODER = msgspec.json.Encoder()

@@ -1,0 +1,1 @@
+"""Kafka plumbing shared by the services: clients built the same way, topics, DLQ."""

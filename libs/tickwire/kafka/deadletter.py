@@ -1,0 +1,40 @@
+"""The one explicit path to a dead-letter topic: the original key, value and headers,
+plus why it failed and where it came from."""
+
+from __future__ import annotations
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from tickwire.events import headers as h
+
+
+def dead_letter_headers(
+    record: ConsumerRecord[bytes, bytes], error: BaseException
+) -> list[tuple[str, bytes]]:
+    """The record's own headers followed by the error and its source coordinates."""
+    own = [(k, v) for k, v in (record.headers or ()) if not k.startswith("tw_error")]
+    message = str(error) or type(error).__name__
+    return [
+        *own,
+        (h.ERROR, message[:1000].encode()),
+        (h.ERROR_TYPE, type(error).__name__.encode()),
+        (h.SOURCE_TOPIC, record.topic.encode()),
+        (h.SOURCE_PARTITION, str(record.partition).encode()),
+        (h.SOURCE_OFFSET, str(record.offset).encode()),
+    ]
+
+
+async def send_to_dead_letter(
+    producer: AIOKafkaProducer,
+    topic: str,
+    record: ConsumerRecord[bytes, bytes],
+    error: BaseException,
+) -> None:
+    """Publish the record to the dead-letter topic (waits for the broker's ack)."""
+    await producer.send_and_wait(
+        topic,
+        key=record.key,
+        value=record.value,
+        headers=dead_letter_headers(record, error),
+    )

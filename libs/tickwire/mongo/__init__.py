@@ -1,0 +1,1 @@
+"""MongoDB access through PyMongo's AsyncMongoClient (Motor is deprecated)."""

@@ -1,0 +1,97 @@
+"""`tickwire-stack up|down|status|env`: the local Kafka + FerretDB stack, no Docker.
+
+tickwire-stack up [--brokers 3] [--kafka-port 9092] [--mongo-port 27017]
+tickwire-stack status [--json]
+tickwire-stack env          # shell exports for TICKWIRE_KAFKA_BOOTSTRAP etc.
+tickwire-stack down [--wipe]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from tickwire.devstack.errors import StackError
+from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.stack import Stack
+
+
+def _print_status(status: dict[str, object]) -> None:
+    print(f"stack dir:          {status['stack_dir']}")
+    if not status.get("components"):
+        print("state:              not started (run `make stack-up`)")
+        return
+    print(f"state:              {'up' if status['up'] else 'DOWN or partly down'}")
+    print(f"bootstrap servers:  {status['bootstrap_servers']}")
+    print(f"MongoDB URL:        {status['mongodb_url']}")
+    components = status["components"]
+    assert isinstance(components, dict)
+    for name, comp in components.items():
+        state = "up" if comp["up"] else "down"
+        print(f"  {name:<10} {comp['address']:<18} {state:<5} log: {comp['log']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the launcher CLI."""
+    parser = argparse.ArgumentParser(
+        prog="tickwire-stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=None,
+        help="stack directory (default $TICKWIRE_STACK_DIR or the cache)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start Kafka and FerretDB and wait until they answer")
+    up.add_argument("--brokers", type=int, default=1, choices=(1, 3))
+    up.add_argument("--kafka-port", type=int, default=None)
+    up.add_argument("--mongo-port", type=int, default=None)
+    up.add_argument("--partitions", type=int, default=6)
+    status = sub.add_parser("status", help="print endpoints, log paths and liveness")
+    status.add_argument("--json", action="store_true")
+    sub.add_parser("env", help="print shell exports of the endpoints")
+    down = sub.add_parser("down", help="stop everything the stack started")
+    down.add_argument("--wipe", action="store_true", help="also delete data and logs")
+    args = parser.parse_args(argv)
+
+    stack = Stack(args.dir or default_stack_dir())
+    try:
+        if args.command == "up":
+            started = time.monotonic()
+            stack.up(args.brokers, args.kafka_port, args.mongo_port, args.partitions)
+            print(f"[stack] up in {time.monotonic() - started:.1f}s", flush=True)
+            _print_status(stack.status())
+        elif args.command == "status":
+            st = stack.status()
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                _print_status(st)
+            return 0 if st["up"] else 3
+        elif args.command == "env":
+            info = stack.info()
+            if info is None or not stack.status()["up"]:
+                print("stack is not up; run `make stack-up`", file=sys.stderr)
+                return 3
+            print(f"export TICKWIRE_KAFKA_BOOTSTRAP={info.bootstrap_servers}")
+            print(f"export TICKWIRE_MONGODB_URL={info.mongodb_url}")
+        elif args.command == "down":
+            stopped = stack.down(wipe=args.wipe)
+            print(f"[stack] stopped: {', '.join(stopped) or 'nothing was running'}")
+    except KeyboardInterrupt:
+        print("\n[stack] interrupted; stopped what was started", file=sys.stderr)
+        return 130
+    except StackError as exc:
+        print(f"[stack] error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

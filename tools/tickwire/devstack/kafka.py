@@ -1,0 +1,191 @@
+"""Apache Kafka in KRaft mode from Maven Central jars: resolve, configure, format, start.
+
+One node runs broker and controller combined; three nodes form a quorum with RF 3 and
+min.insync.replicas 2 for the fault tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from tickwire.devstack import procs
+from tickwire.devstack.errors import StartupError
+from tickwire.devstack.paths import KAFKA_POM, KAFKA_VERSION, cache_dir
+from tickwire.devstack.tools import require, require_java
+
+LOG4J2 = """\
+status = warn
+appender.console.type = Console
+appender.console.name = STDOUT
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stdout.ref = STDOUT
+logger.server.name = kafka.server.KafkaServer
+logger.server.level = INFO
+"""
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One KRaft node's identity and ports."""
+
+    node_id: int
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def libs_dir() -> Path:
+    """The cached jar directory, keyed by the pom's content so a pom change re-resolves."""
+    digest = hashlib.sha256(KAFKA_POM.read_bytes()).hexdigest()[:12]
+    return cache_dir() / f"kafka-{KAFKA_VERSION}-{digest}" / "libs"
+
+
+def resolve_jars() -> Path:
+    """Resolve the broker and tools jars with Maven into the cache, once."""
+    libs = libs_dir()
+    marker = libs / ".complete"
+    if marker.exists():
+        return libs
+    require_java()
+    mvn = require("mvn")
+    print(
+        f"[stack] resolving Apache Kafka {KAFKA_VERSION} jars with Maven into {libs} "
+        "(first run only, about a minute)...",
+        flush=True,
+    )
+    libs.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        mvn,
+        "-B",
+        "--no-transfer-progress",
+        "-f",
+        str(KAFKA_POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs}",
+        "-DincludeScope=runtime",
+    ]
+    result = subprocess.run(cmd, check=False, stdout=sys.stdout, stderr=sys.stderr)
+    if result.returncode != 0:
+        raise StartupError(f"Maven could not resolve the Kafka jars (exit {result.returncode})")
+    marker.write_text(KAFKA_VERSION)
+    return libs
+
+
+def cluster_id() -> str:
+    """A Kafka cluster id: 16 random bytes, URL-safe base64 without padding."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def server_properties(
+    node: KafkaNode, nodes: list[KafkaNode], data_dir: Path, partitions: int
+) -> str:
+    """The server.properties of one node of the given cluster."""
+    rf = 3 if len(nodes) >= 3 else 1
+    min_isr = 2 if rf == 3 else 1
+    voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    return "\n".join(
+        [
+            "process.roles=broker,controller",
+            f"node.id={node.node_id}",
+            f"controller.quorum.voters={voters}",
+            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            "controller.listener.names=CONTROLLER",
+            "inter.broker.listener.name=PLAINTEXT",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"log.dirs={data_dir}",
+            f"num.partitions={partitions}",
+            f"default.replication.factor={rf}",
+            f"min.insync.replicas={min_isr}",
+            f"offsets.topic.replication.factor={rf}",
+            "offsets.topic.num.partitions=6",
+            f"transaction.state.log.replication.factor={rf}",
+            f"transaction.state.log.min.isr={min_isr}",
+            "group.initial.rebalance.delay.ms=0",
+            "auto.create.topics.enable=false",
+            "log.segment.bytes=67108864",
+            "log.retention.check.interval.ms=5000",
+            "",
+        ]
+    )
+
+
+def java_argv(
+    libs: Path, main_class: str, *args: str, heap: str = "512m", log4j: Path | None = None
+) -> list[str]:
+    """A java command line running main_class from the cached jars."""
+    argv = [
+        require_java(),
+        f"-Xmx{heap}",
+        f"-Xms{heap}",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        "-Djava.awt.headless=true",
+        "-cp",
+        f"{libs}/*",
+    ]
+    if log4j is not None:
+        argv.append(f"-Dlog4j2.configurationFile={log4j}")
+    return [*argv, main_class, *args]
+
+
+def format_storage(libs: Path, config: Path, cid: str, log4j: Path) -> None:
+    """Format a node's KRaft storage directory (idempotent: skipped once formatted)."""
+    argv = java_argv(
+        libs,
+        "kafka.tools.StorageTool",
+        "format",
+        "-t",
+        cid,
+        "-c",
+        str(config),
+        "--ignore-formatted",
+        heap="256m",
+        log4j=log4j,
+    )
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StartupError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
+
+
+async def _brokers_registered(bootstrap: str, expected: int) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await admin.start()
+        cluster = await admin.describe_cluster()
+        return len(cluster.get("brokers", [])) >= expected
+    except Exception:
+        return False
+    finally:
+        await admin.close()
+
+
+def wait_ready(bootstrap: str, expected_brokers: int, log: Path, timeout: float = 90.0) -> None:
+    """Block until a metadata request lists every broker, or raise StartupError."""
+    deadline = time.monotonic() + timeout
+    first = bootstrap.split(",")[0]
+    host, port = first.rsplit(":", 1)
+    while time.monotonic() < deadline:
+        if procs.port_open(host, int(port)) and asyncio.run(
+            _brokers_registered(bootstrap, expected_brokers)
+        ):
+            return
+        time.sleep(0.5)
+    raise StartupError(
+        f"Kafka at {bootstrap} did not answer a metadata request within {timeout:.0f}s; see {log}"
+    )

@@ -1,0 +1,24 @@
+"""Where the launcher keeps downloads (a cache outside the source tree) and where a
+running stack keeps its configs, data, logs and pids (one known directory)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+KAFKA_POM = REPO_ROOT / "deploy" / "local" / "kafka" / "pom.xml"
+KAFKA_VERSION = "4.1.1"
+FERRETDB_MODULE = "github.com/FerretDB/FerretDB"
+FERRETDB_VERSION = "v1.24.2"
+
+
+def cache_dir() -> Path:
+    """Downloaded jars and built binaries; shared by every stack on the machine."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tickwire"
+    return Path(os.environ.get("TICKWIRE_CACHE_DIR", default))
+
+
+def default_stack_dir() -> Path:
+    """The directory of the stack that `make stack-up` manages."""
+    return Path(os.environ.get("TICKWIRE_STACK_DIR", cache_dir() / "stack"))

@@ -1,0 +1,193 @@
+"""A local stack: N Kafka KRaft nodes and one FerretDB, all under one directory.
+
+Layout of a stack directory:
+
+    stack.json              endpoints, ports and node ids (what `status` prints)
+    kafka-<id>/             server.properties, data/, kafka.log, kafka.pid
+    ferretdb/               data/, ferretdb.log, ferretdb.pid
+
+Tests make private stacks in temporary directories (e.g. to stop a broker mid-test);
+`make stack-up` manages the default one.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tickwire.devstack import ferretdb, kafka, procs
+from tickwire.devstack.errors import StartupError
+
+
+@dataclass
+class StackInfo:
+    """What a running stack exposes: the addresses clients need and where logs are."""
+
+    bootstrap_servers: str
+    mongodb_url: str
+    kafka_nodes: list[dict[str, int]] = field(default_factory=list)
+    mongo_port: int = 0
+    cluster_id: str = ""
+    partitions: int = 6
+
+
+class Stack:
+    """Start, inspect and stop the processes of one stack directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state_file = root / "stack.json"
+
+    # -- state ---------------------------------------------------------------------
+    def info(self) -> StackInfo | None:
+        """The recorded endpoints, if this directory holds a stack."""
+        if not self.state_file.exists():
+            return None
+        return StackInfo(**json.loads(self.state_file.read_text()))
+
+    def _nodes(self, info: StackInfo) -> list[kafka.KafkaNode]:
+        return [kafka.KafkaNode(**n) for n in info.kafka_nodes]
+
+    def kafka_dir(self, node_id: int) -> Path:
+        return self.root / f"kafka-{node_id}"
+
+    def status(self) -> dict[str, Any]:
+        """Endpoints, log paths and liveness of every component."""
+        info = self.info()
+        if info is None:
+            return {"stack_dir": str(self.root), "up": False, "components": {}}
+        components: dict[str, Any] = {}
+        for node in self._nodes(info):
+            d = self.kafka_dir(node.node_id)
+            pid = procs.read_pid(d / "kafka.pid")
+            components[f"kafka-{node.node_id}"] = {
+                "address": node.address,
+                "up": procs.alive(pid) and procs.port_open("127.0.0.1", node.port),
+                "pid": pid,
+                "log": str(d / "kafka.log"),
+            }
+        fd = self.root / "ferretdb"
+        pid = procs.read_pid(fd / "ferretdb.pid")
+        components["ferretdb"] = {
+            "address": f"127.0.0.1:{info.mongo_port}",
+            "up": procs.alive(pid) and procs.port_open("127.0.0.1", info.mongo_port),
+            "pid": pid,
+            "log": str(fd / "ferretdb.log"),
+        }
+        return {
+            "stack_dir": str(self.root),
+            "up": all(c["up"] for c in components.values()),
+            "bootstrap_servers": info.bootstrap_servers,
+            "mongodb_url": info.mongodb_url,
+            "components": components,
+        }
+
+    # -- start -----------------------------------------------------------------------
+    def up(
+        self,
+        brokers: int = 1,
+        kafka_port: int | None = None,
+        mongo_port: int | None = None,
+        partitions: int = 6,
+    ) -> StackInfo:
+        """Bring the stack up (or finish bringing it up) and wait until it answers.
+
+        Re-running on a stack that is already up returns at once. Interrupted (Ctrl-C)
+        or failed start-ups stop whatever this call started.
+        """
+        existing = self.info()
+        if existing is not None and self.status()["up"]:
+            return existing
+        libs = kafka.resolve_jars()
+        ferret_bin = ferretdb.build()
+        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        try:
+            for node in self._nodes(info):
+                self.start_kafka_node(node.node_id, libs=libs, wait=False)
+            self._start_ferretdb(info, ferret_bin)
+            print(f"[stack] waiting for Kafka at {info.bootstrap_servers}...", flush=True)
+            kafka.wait_ready(
+                info.bootstrap_servers,
+                len(info.kafka_nodes),
+                self.kafka_dir(info.kafka_nodes[0]["node_id"]) / "kafka.log",
+            )
+            ferretdb.wait_ready(info.mongodb_url, self.root / "ferretdb" / "ferretdb.log")
+        except BaseException:
+            self.down()
+            raise
+        return info
+
+    def _plan(
+        self, brokers: int, kafka_port: int | None, mongo_port: int | None, partitions: int
+    ) -> StackInfo:
+        nodes = []
+        for i in range(brokers):
+            port = kafka_port + i if kafka_port is not None and brokers > 1 else kafka_port
+            nodes.append(
+                kafka.KafkaNode(
+                    node_id=i + 1, port=port or procs.free_port(), controller_port=procs.free_port()
+                )
+            )
+        mport = mongo_port or procs.free_port()
+        return StackInfo(
+            bootstrap_servers=",".join(n.address for n in nodes),
+            mongodb_url=f"mongodb://127.0.0.1:{mport}/",
+            kafka_nodes=[asdict(n) for n in nodes],
+            mongo_port=mport,
+            cluster_id=kafka.cluster_id(),
+            partitions=partitions,
+        )
+
+    def start_kafka_node(self, node_id: int, libs: Path | None = None, wait: bool = True) -> None:
+        """Start (or restart) one Kafka node of this stack."""
+        info = self.info()
+        if info is None:
+            raise StartupError(f"no stack in {self.root}")
+        libs = libs or kafka.resolve_jars()
+        nodes = self._nodes(info)
+        node = next(n for n in nodes if n.node_id == node_id)
+        d = self.kafka_dir(node_id)
+        if procs.alive(procs.read_pid(d / "kafka.pid")):
+            return
+        (d / "data").mkdir(parents=True, exist_ok=True)
+        config = d / "server.properties"
+        config.write_text(kafka.server_properties(node, nodes, d / "data", info.partitions))
+        log4j = d / "log4j2.properties"
+        log4j.write_text(kafka.LOG4J2)
+        kafka.format_storage(libs, config, info.cluster_id, log4j)
+        argv = kafka.java_argv(libs, "kafka.Kafka", str(config), log4j=log4j)
+        procs.spawn(argv, d / "kafka.log", d / "kafka.pid", cwd=d)
+        if wait:
+            kafka.wait_ready(node.address, 1, d / "kafka.log")
+
+    def stop_kafka_node(self, node_id: int, kill: bool = False) -> None:
+        """Stop one Kafka node: SIGTERM (controlled shutdown) or SIGKILL (a crash)."""
+        import signal
+
+        sig = signal.SIGKILL if kill else signal.SIGTERM
+        procs.stop(self.kafka_dir(node_id) / "kafka.pid", sig=sig)
+
+    def _start_ferretdb(self, info: StackInfo, binary: Path) -> None:
+        d = self.root / "ferretdb"
+        if procs.alive(procs.read_pid(d / "ferretdb.pid")):
+            return
+        (d / "data").mkdir(parents=True, exist_ok=True)
+        argv = ferretdb.argv(binary, info.mongo_port, procs.free_port(), d / "data")
+        procs.spawn(argv, d / "ferretdb.log", d / "ferretdb.pid", cwd=d)
+
+    # -- stop ------------------------------------------------------------------------
+    def down(self, wipe: bool = False) -> list[str]:
+        """Stop every process of this stack; with wipe, delete its data too."""
+        stopped = []
+        for pid_file in sorted(self.root.glob("*/*.pid")):
+            if procs.stop(pid_file):
+                stopped.append(pid_file.parent.name)
+        if wipe:
+            import shutil
+
+            shutil.rmtree(self.root, ignore_errors=True)
+        return stopped
