@@ -46,6 +46,20 @@ test: install ## Run every test (unit, integration against real Kafka + FerretDB
 test-unit: install ## Run the unit tests only (no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: bench
+bench: bench-ingest bench-processor bench-gateway bench-e2e ## Run every benchmark against its peer; figures to bench/results/
+	$(BIN)/python -m bench.report
+
+.PHONY: bench-ingest bench-processor bench-gateway bench-e2e
+bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
+	$(BIN)/python -m bench.ingest
+bench-processor: install ## Processor vs Quix Streams, same aggregation, same broker and store
+	$(BIN)/python -m bench.processor
+bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6
+	$(BIN)/python -m bench.gateway
+bench-e2e: install ## End to end (ingest accept -> SSE write) vs two plain aiokafka hops
+	$(BIN)/python -m bench.e2e
+
 .PHONY: lint
 lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .
