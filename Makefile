@@ -35,8 +35,8 @@ stack-status: ## Print bootstrap servers, MongoDB URL, log paths and liveness
 	$(BIN)/tickwire-stack status
 
 .PHONY: run
-run: stack-up ## Run the whole system live on this machine (Ctrl-C stops it)
-	$(BIN)/tickwire-stack status
+run: install ## Run the whole system live: stack, ingest, processor, gateway, simulator (Ctrl-C stops)
+	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
 test: install ## Run every test (unit, integration against real Kafka + FerretDB)

@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="print endpoints, log paths and liveness")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print shell exports of the endpoints")
+    run = sub.add_parser("run", help="the whole system live: stack, services, simulator")
+    run.add_argument("--rate", type=float, default=200.0, help="simulated events per second")
     down = sub.add_parser("down", help="stop everything the stack started")
     down.add_argument("--wipe", action="store_true", help="also delete data and logs")
     args = parser.parse_args(argv)
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
             print(f"export TICKWIRE_KAFKA_BOOTSTRAP={info.bootstrap_servers}")
             print(f"export TICKWIRE_MONGODB_URL={info.mongodb_url}")
+        elif args.command == "run":
+            from tickwire.devstack import run as run_module
+
+            return run_module.main(rate=args.rate)
         elif args.command == "down":
             stopped = stack.down(wipe=args.wipe)
             print(f"[stack] stopped: {', '.join(stopped) or 'nothing was running'}")

@@ -1,0 +1,125 @@
+"""A market simulator for demos: random-walk trades and quotes for a set of symbols,
+posted to ingest as NDJSON batches at a steady rate. Used by `make run` (and handy on
+its own: `python -m tickwire.devstack simulate --rate 500`)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+log = logging.getLogger(__name__)
+
+DEMO_SYMBOLS = (
+    "AAPL",
+    "MSFT",
+    "NVDA",
+    "AMZN",
+    "GOOGL",
+    "META",
+    "TSLA",
+    "BRK.B",
+    "JPM",
+    "V",
+    "XOM",
+    "UNH",
+    "AVGO",
+    "LLY",
+    "WMT",
+    "MA",
+    "ORCL",
+    "COST",
+    "NFLX",
+    "AMD",
+)
+
+
+@dataclass
+class _Book:
+    price: float
+    spread: float
+
+
+class MarketSimulator:
+    """Posts `rate` events per second (about 1 quote for every trade) to ingest."""
+
+    def __init__(
+        self,
+        ingest_url: str,
+        symbols: tuple[str, ...] = DEMO_SYMBOLS,
+        rate: float = 200.0,
+        api_key: str | None = None,
+        seed: int | None = None,
+        tick_interval: float = 0.1,
+    ) -> None:
+        self.url = ingest_url.rstrip("/") + "/v1/events:batch"
+        self.rate = rate
+        self.tick_interval = tick_interval
+        self.rng = random.Random(seed)
+        self.books = {s: _Book(self.rng.uniform(20, 900), 0.0) for s in symbols}
+        self.headers = {"content-type": "application/x-ndjson"}
+        if api_key:
+            self.headers["authorization"] = f"Bearer {api_key}"
+        self.accepted = 0
+        self.refused = 0
+
+    def _events(self, count: int) -> list[dict[str, object]]:
+        now = dt.datetime.now(dt.UTC).isoformat()
+        events: list[dict[str, object]] = []
+        symbols = list(self.books)
+        for _ in range(count):
+            symbol = self.rng.choice(symbols)
+            book = self.books[symbol]
+            book.price = max(0.01, book.price * (1 + self.rng.gauss(0, 0.0008)))
+            book.spread = max(0.01, round(book.price * 0.0004, 2))
+            if self.rng.random() < 0.5:
+                events.append(
+                    {
+                        "type": "trade",
+                        "symbol": symbol,
+                        "price": round(book.price, 2),
+                        "size": self.rng.choice((1, 5, 10, 50, 100, 200, 500)),
+                        "time": now,
+                    }
+                )
+            else:
+                bid = round(book.price - book.spread / 2, 2)
+                events.append(
+                    {
+                        "type": "quote",
+                        "symbol": symbol,
+                        "bid": bid,
+                        "bid_size": self.rng.randint(1, 20) * 100,
+                        "ask": round(bid + book.spread, 2),
+                        "ask_size": self.rng.randint(1, 20) * 100,
+                        "time": now,
+                    }
+                )
+        return events
+
+    async def run(self) -> None:
+        """Post batches until cancelled; a refused batch is logged and counted."""
+        per_tick = max(1, round(self.rate * self.tick_interval))
+        async with httpx.AsyncClient(timeout=10) as client:
+            while True:
+                body = b"\n".join(orjson.dumps(e) for e in self._events(per_tick))
+                try:
+                    response = await client.post(self.url, content=body, headers=self.headers)
+                    if response.status_code in (200, 202, 207):
+                        self.accepted += per_tick
+                    else:
+                        self.refused += per_tick
+                        log.warning(
+                            "ingest refused a batch: %s %s",
+                            response.status_code,
+                            response.text[:200],
+                        )
+                except httpx.HTTPError as exc:
+                    self.refused += per_tick
+                    log.warning("ingest unreachable: %s", exc)
+                await asyncio.sleep(self.tick_interval)
