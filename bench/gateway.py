@@ -1,0 +1,467 @@
+"""Gateway SSE fan-out against Centrifugo v6: `python -m bench.gateway`.
+
+For each connection count N (1k, 5k, 10k), back to back for the two servers:
+  1. fresh ticker.updates/ticker.bars topics; one seed update per symbol;
+  2. start the server (tickwire gateway, or Centrifugo with its Kafka consumer reading
+     the same topic), connect N SSE clients (the Go load generator), each watching 20
+     of 500 symbols, every symbol watched by the same number of clients;
+  3. warm up until updates flow, then feed a fixed rate of updates for a fixed time;
+  4. measure server CPU (psutil, process tree) per delivered update, p50/p99 delivery
+     latency (client receive wall clock - received_ns stamped by the feeder, so the
+     Kafka hop is inside, equally for both), server RSS growth per connection, and the
+     CPU of the load generator and of the feeder, to show neither was the limit.
+Writes bench/results/gateway.json: ratio = Centrifugo CPU per delivered update /
+tickwire CPU per delivered update at 10k connections; p99_ratio beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiokafka.admin import AIOKafkaAdminClient
+
+from bench import common, loadgen
+from bench.centrifugo import config as centrifugo_config
+from bench.centrifugo import install as centrifugo_install
+from bench.loadgen.feeder import Feeder, FeedStats, subscribers, symbols
+from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.procs import free_port
+from tickwire.devstack.stack import Stack
+from tickwire.kafka.topics import ensure_topics
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every run of this benchmark does; identical for both servers."""
+
+    clients: tuple[int, ...]
+    symbols: int
+    per_client: int
+    rate: float
+    seconds: float
+    drain_s: float
+    servers: tuple[str, ...]
+    flush_ms: int | None
+
+
+@dataclass(frozen=True)
+class Infra:
+    """Kafka and MongoDB endpoints."""
+
+    bootstrap: str
+    mongodb_url: str
+
+
+def raise_file_limit() -> None:
+    """Let this process and the servers it starts hold 10k+ sockets."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and its children."""
+    proc = psutil.Process(pid)
+    total = int(proc.memory_info().rss)
+    for child in proc.children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += child.memory_info().rss
+    return total
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60.0) -> None:
+    """Block until url answers 200, or raise with the server log's tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    raise RuntimeError(f"{url} did not become ready (exit {proc.poll()}):\n{tail}")
+
+
+class Server:
+    """A started server under test."""
+
+    def __init__(self, name: str, proc: subprocess.Popen[bytes], port: int, log: Path) -> None:
+        self.name, self.proc, self.port, self.log = name, proc, port, log
+
+    @property
+    def addr(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def start_tickwire(infra: Infra, updates: str, bars: str, plan: Plan, workdir: Path) -> Server:
+    """The tickwire gateway on fresh topics and a fresh database, anonymous mode."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "TICKWIRE_HOST": "127.0.0.1",
+        "TICKWIRE_PORT": str(port),
+        "TICKWIRE_KAFKA_BOOTSTRAP": infra.bootstrap,
+        "TICKWIRE_MONGODB_URL": infra.mongodb_url,
+        "TICKWIRE_MONGODB_DB": f"bench_gw_{uuid.uuid4().hex[:8]}",
+        "TICKWIRE_TOPIC_UPDATES": updates,
+        "TICKWIRE_TOPIC_BARS": bars,
+        "TICKWIRE_GATEWAY_AUTH": "off",
+        "TICKWIRE_GATEWAY_MAX_CONNECTIONS_PER_IP": "20000",
+        "TICKWIRE_GATEWAY_MAX_CONNECTIONS_PER_SUBJECT": "20000",
+        "TICKWIRE_LOG_LEVEL": "WARNING",
+    }
+    if plan.flush_ms is not None:
+        env["TICKWIRE_GATEWAY_FLUSH_MS"] = str(plan.flush_ms)
+    log = workdir / f"tickwire-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tickwire.gateway"], env=env, stdout=out, stderr=out
+        )
+    server = Server("tickwire", proc, port, log)
+    try:
+        wait_http(f"http://{server.addr}/readyz", proc, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def start_centrifugo(infra: Infra, updates: str, workdir: Path) -> Server:
+    """Centrifugo with uni_sse, insecure clients and a Kafka consumer on `updates`."""
+    binary = centrifugo_install.build()
+    port = free_port()
+    cfg = centrifugo_config.write(
+        workdir / f"centrifugo-{port}.json",
+        port=port,
+        bootstrap=infra.bootstrap,
+        topic=updates,
+        group=f"bench-{uuid.uuid4().hex}",
+    )
+    log = workdir / f"centrifugo-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(binary), "--config", str(cfg)], stdout=out, stderr=out)
+    server = Server("centrifugo", proc, port, log)
+    try:
+        wait_http(f"http://{server.addr}/health", proc, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@contextlib.asynccontextmanager
+async def fresh_topics(bootstrap: str) -> AsyncIterator[tuple[str, str]]:
+    """A private ticker.updates/ticker.bars pair, deleted afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    updates, bars = f"bench-gw-{tag}.ticker.updates", f"bench-gw-{tag}.ticker.bars"
+    await ensure_topics(bootstrap, [updates, bars], partitions=6, replication=1)
+    try:
+        yield updates, bars
+    finally:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickwire-bench")
+        await admin.start()
+        try:
+            with contextlib.suppress(Exception):
+                await admin.delete_topics([updates, bars])
+        finally:
+            await admin.close()
+
+
+class MachineLoad:
+    """How busy the whole machine was over a window (other engineers share it)."""
+
+    def __init__(self) -> None:
+        self.t0 = time.monotonic()
+        self.cpu0 = psutil.cpu_times()
+        self.load0 = os.getloadavg()[0]
+
+    def stop(self) -> dict[str, float]:
+        cpu1, seconds = psutil.cpu_times(), time.monotonic() - self.t0
+        busy = (sum(cpu1) - cpu1.idle - cpu1.iowait) - (
+            sum(self.cpu0) - self.cpu0.idle - self.cpu0.iowait
+        )
+        return {
+            "busy_cores": round(busy / seconds, 2),
+            "loadavg_1m_start": round(self.load0, 2),
+            "loadavg_1m_end": round(os.getloadavg()[0], 2),
+        }
+
+
+async def warm_up(feeder: Feeder, gen: loadgen.LoadGen, rate: float, limit_s: float = 45) -> float:
+    """Feed until clients receive updates (Centrifugo's consumer group needs a few
+    seconds to join), then one more second; returns how long it took."""
+    start = time.monotonic()
+    while time.monotonic() - start < limit_s:
+        await feeder.run(rate, 1.0)
+        if (await gen.stats())["delivered"] > 0:
+            await feeder.run(rate, 1.0)
+            return time.monotonic() - start
+    raise RuntimeError(f"no update reached any client within {limit_s:.0f}s of feeding")
+
+
+def per_million(cpu_s: float, delivered: int) -> float | None:
+    return round(cpu_s / delivered * 1e6, 3) if delivered else None
+
+
+async def run_one(
+    server_name: str, clients: int, plan: Plan, infra: Infra, lg_binary: Path, workdir: Path
+) -> dict[str, Any]:
+    """One server at one connection count; the figures of its measured window."""
+    all_symbols = symbols(plan.symbols)
+    symbols_file = workdir / "symbols.txt"
+    symbols_file.write_text("\n".join(all_symbols) + "\n")
+    async with fresh_topics(infra.bootstrap) as (updates, bars):
+        feeder = Feeder(infra.bootstrap, updates, all_symbols)
+        await feeder.start()
+        server: Server | None = None
+        gen: loadgen.LoadGen | None = None
+        try:
+            await feeder.seed()
+            if server_name == "tickwire":
+                server = start_tickwire(infra, updates, bars, plan, workdir)
+            else:
+                server = start_centrifugo(infra, updates, workdir)
+            await asyncio.sleep(1.0)
+            rss_idle = rss_bytes(server.proc.pid)
+            gen = await loadgen.LoadGen.start(
+                lg_binary,
+                target=server_name,
+                addr=server.addr,
+                clients=clients,
+                per_client=plan.per_client,
+                symbols_file=symbols_file,
+                stderr=workdir / "loadgen.log",
+            )
+            connected = await gen.connected()
+            await asyncio.sleep(2.0)
+            rss_connected = rss_bytes(server.proc.pid)
+            warm_s = await warm_up(feeder, gen, plan.rate)
+
+            await gen.reset()
+            server_cpu = common.CpuMeter(server.proc.pid)
+            server_cpu.start()
+            load = MachineLoad()
+            feed: FeedStats = await feeder.run(plan.rate, plan.seconds)
+            await asyncio.sleep(plan.drain_s)
+            cpu_s = server_cpu.stop()
+            machine_load = load.stop()
+            rss_after = rss_bytes(server.proc.pid)
+            report = await gen.report()
+        finally:
+            if gen is not None:
+                await gen.close()
+            if server is not None:
+                server.stop()
+            await feeder.stop()
+    window = feed.seconds + plan.drain_s
+    fans = subscribers(all_symbols, clients, plan.per_client)
+    expected = sum(count * fans[s] for s, count in feed.produced.items())
+    delivered = int(report["delivered"])
+    return {
+        "clients": clients,
+        "connected": connected["connected"],
+        "connect_seconds": round(connected["seconds"], 2),
+        "warm_up_seconds": round(warm_s, 2),
+        "updates_fed": feed.total,
+        "expected_deliveries": expected,
+        "delivered": delivered,
+        "delivered_fraction": round(delivered / expected, 4) if expected else None,
+        "delivered_per_s": round(delivered / window),
+        "server_cpu_s": round(cpu_s, 3),
+        "server_cores": round(cpu_s / window, 3),
+        "server_cpu_s_per_million": per_million(cpu_s, delivered),
+        "latency_ms": {k: round(v, 3) for k, v in report["latency_ms"].items()},
+        "rss_idle_mib": round(rss_idle / 2**20, 1),
+        "rss_connected_mib": round(rss_connected / 2**20, 1),
+        "rss_after_mib": round(rss_after / 2**20, 1),
+        "rss_per_connection_kib": round((rss_connected - rss_idle) / clients / 1024, 2),
+        "rss_per_connection_after_feed_kib": round((rss_after - rss_idle) / clients / 1024, 2),
+        "snapshots": report["snapshots"],
+        "errors": report["errors"],
+        "error_samples": report["error_samples"],
+        "loadgen_cpu_s": round(report["cpu_s_window"], 3),
+        "loadgen_cores": round(report["cpu_s_window"] / window, 3),
+        "loadgen_cpu_s_per_million": per_million(report["cpu_s_window"], delivered),
+        "feeder_cpu_s": round(feed.cpu_s, 3),
+        "feeder_late_ticks": feed.late_ticks,
+        "machine": machine_load,
+    }
+
+
+@contextlib.contextmanager
+def infrastructure() -> Any:
+    """Kafka and MongoDB from the environment, else the shared stack (started if down,
+    and then stopped again at the end)."""
+    kafka, mongo = (
+        os.environ.get("TICKWIRE_KAFKA_BOOTSTRAP"),
+        os.environ.get("TICKWIRE_MONGODB_URL"),
+    )
+    if kafka and mongo:
+        yield Infra(kafka, mongo)
+        return
+    stack = Stack(default_stack_dir())
+    info = stack.info()
+    if info is not None and stack.status()["up"]:
+        yield Infra(info.bootstrap_servers, info.mongodb_url)
+        return
+    info = stack.up()
+    try:
+        yield Infra(info.bootstrap_servers, info.mongodb_url)
+    finally:
+        stack.down()
+
+
+async def feeder_ceiling(infra: Infra, count: int) -> dict[str, Any]:
+    """How fast the feeder can produce (batch API, same records) when unthrottled."""
+    async with fresh_topics(infra.bootstrap) as (updates, _bars):
+        feeder = Feeder(infra.bootstrap, updates, symbols(500))
+        await feeder.start()
+        try:
+            stats = await feeder.flood(count)
+        finally:
+            await feeder.stop()
+    return {
+        "records": stats.total,
+        "records_per_s": round(stats.total / stats.seconds),
+        "records_per_cpu_s": round(stats.total / stats.cpu_s) if stats.cpu_s else None,
+    }
+
+
+def summary(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {str(n): run for n, run in sorted(runs.items())}
+
+
+def ratio(peer: dict[str, Any] | None, ours: dict[str, Any] | None, key: str) -> float | None:
+    """peer[key] / ours[key] for a figure where smaller is better, when both exist."""
+    if not peer or not ours:
+        return None
+    theirs, mine = peer.get(key), ours.get(key)
+    if not theirs or not mine:
+        return None
+    return round(float(theirs) / float(mine), 3)
+
+
+async def bench(plan: Plan, write: bool) -> dict[str, Any]:
+    raise_file_limit()
+    lg_binary = loadgen.build()
+    if "centrifugo" in plan.servers:
+        centrifugo_install.build()
+    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in plan.servers}
+    with infrastructure() as infra, tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
+        workdir = Path(tmp)
+        ceiling = await feeder_ceiling(infra, 50_000)
+        print(f"[bench] feeder ceiling: {ceiling}", flush=True)
+        for clients in plan.clients:
+            for name in plan.servers:
+                print(f"[bench] {name} with {clients} connections...", flush=True)
+                try:
+                    run = await run_one(name, clients, plan, infra, lg_binary, workdir)
+                except Exception as exc:  # one failed run must not hide the others
+                    run = {"clients": clients, "failed": f"{type(exc).__name__}: {exc}"[:2000]}
+                results[name][clients] = run
+                print(f"[bench]   {run}", flush=True)
+    top = max(plan.clients)
+    ours = results.get("tickwire", {}).get(top)
+    peer = results.get("centrifugo", {}).get(top)
+    cpu_ratio = ratio(peer, ours, "server_cpu_s_per_million")
+    p99_ratio = ratio(peer and peer.get("latency_ms"), ours and ours.get("latency_ms"), "p99")
+    doc: dict[str, Any] = {
+        "ours": {"name": "tickwire gateway", "runs": summary(results.get("tickwire", {}))},
+        "peer": {
+            "name": f"Centrifugo {centrifugo_install.VERSION}",
+            "transport": "uni_sse",
+            "feed": "its Kafka consumer (publication data mode) on the same topic",
+            "runs": summary(results.get("centrifugo", {})),
+        },
+        "p99_ratio": p99_ratio,
+        "setup": {
+            "connections": list(plan.clients),
+            "symbols": plan.symbols,
+            "symbols_per_client": plan.per_client,
+            "updates_per_s": plan.rate,
+            "measured_seconds": plan.seconds,
+            "drain_seconds": plan.drain_s,
+            "gateway_flush_ms": plan.flush_ms,
+            "latency": "client receive wall clock - received_ns stamped at produce time",
+            "feeder_ceiling": ceiling,
+        },
+    }
+    if write:
+        common.write_result(
+            "gateway",
+            ours=doc["ours"],
+            peer=doc["peer"],
+            ratio=cpu_ratio or 0.0,
+            ratio_meaning=(
+                f"Centrifugo server CPU per delivered update / tickwire gateway CPU per "
+                f"delivered update at {top} SSE connections (above 1: tickwire is cheaper); "
+                "p99_ratio = Centrifugo p99 / tickwire p99 delivery latency"
+            ),
+            versions_=common.versions(
+                "aiokafka", "uvicorn", "fastapi", "msgspec", extra={"centrifugo": "v6.9.1"}
+            ),
+            extra={k: doc[k] for k in ("p99_ratio", "setup")},
+        )
+    return doc
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1000,5000,10000")
+    parser.add_argument("--servers", default="tickwire,centrifugo")
+    parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument("--per-client", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=250.0, help="updates per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--drain", type=float, default=2.0)
+    parser.add_argument("--flush-ms", type=int, default=None)
+    parser.add_argument("--no-write", action="store_true", help="print, do not write results")
+    args = parser.parse_args(argv)
+    plan = Plan(
+        clients=tuple(int(n) for n in args.clients.split(",")),
+        symbols=args.symbols,
+        per_client=args.per_client,
+        rate=args.rate,
+        seconds=args.seconds,
+        drain_s=args.drain,
+        servers=tuple(args.servers.split(",")),
+        flush_ms=args.flush_ms,
+    )
+    doc = asyncio.run(bench(plan, write=not args.no_write))
+    if args.no_write:
+        import json
+
+        print(json.dumps(doc, indent=2))
+
+
+if __name__ == "__main__":
+    main()

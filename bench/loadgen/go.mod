@@ -1,0 +1,3 @@
+module github.com/tickwire/tickwire/bench/loadgen
+
+go 1.24
