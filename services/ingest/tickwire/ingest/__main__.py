@@ -1,0 +1,19 @@
+"""`tickwire-ingest` / `python -m tickwire.ingest`: serve the ingest app."""
+
+from __future__ import annotations
+
+from tickwire.core.logs import configure_logging
+from tickwire.core.serve import serve
+from tickwire.ingest.app import create_app
+from tickwire.ingest.settings import IngestSettings
+
+
+def main() -> None:
+    """Build the settings once from the environment and serve."""
+    settings = IngestSettings()
+    configure_logging(settings.log_level)
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""`create_app(settings)`: the ingest FastAPI app and the lifespan that owns its
+long-lived parts (the Kafka producer and the publisher on top of it)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TypedDict
+
+from aiokafka import AIOKafkaProducer
+from fastapi import FastAPI
+
+from tickwire.ingest import openapi
+from tickwire.ingest.auth import Authenticator
+from tickwire.ingest.errors import IngestError, handle_ingest_error
+from tickwire.ingest.publisher import Publisher
+from tickwire.ingest.routes import events_router
+from tickwire.ingest.service import IngestService
+from tickwire.ingest.settings import IngestSettings
+from tickwire.kafka.clients import make_producer
+from tickwire.kafka.topics import ensure_topics
+from tickwire.observability.http import REDMiddleware, health_router
+
+log = logging.getLogger(__name__)
+
+
+class IngestState(TypedDict):
+    """What the lifespan yields to every request (as `request.state.<name>`)."""
+
+    service: IngestService
+    authenticator: Authenticator
+
+
+async def kafka_ready(producer: AIOKafkaProducer, topic: str, within_s: float = 2.0) -> bool:
+    """Whether a broker answers a metadata request and the topic has partitions."""
+    try:
+        metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), within_s)
+    except Exception:  # any failure to answer means not ready
+        return False
+    return bool(metadata.brokers()) and bool(metadata.partitions_for_topic(topic))
+
+
+def create_app(settings: IngestSettings) -> FastAPI:
+    """The ingest app; Kafka is connected (and ticks.raw created) by its lifespan."""
+    authenticator = Authenticator(settings)  # a bad keys file fails here, before serving
+    holder: dict[str, AIOKafkaProducer] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[IngestState]:
+        await ensure_topics(
+            settings.kafka_bootstrap,
+            [settings.topic_raw],
+            partitions=settings.topic_partitions,
+            replication=settings.topic_replication,
+            retention_ms=settings.topic_retention_ms,
+        )
+        producer = make_producer(
+            settings.kafka_bootstrap,
+            f"{settings.kafka_client_id}-ingest",
+            linger_ms=settings.ingest_linger_ms,
+            compression=None
+            if settings.ingest_compression == "none"
+            else settings.ingest_compression,
+            request_timeout_ms=settings.ingest_request_timeout_ms,
+        )
+        await producer.start()
+        try:
+            publisher = Publisher(
+                producer,
+                settings.topic_raw,
+                max_inflight_events=settings.ingest_max_inflight_events,
+            )
+            await publisher.start()
+            holder["producer"] = producer
+            log.info(
+                "ingest ready: publishing to %s (%d partitions) on %s",
+                settings.topic_raw,
+                publisher.partitions,
+                settings.kafka_bootstrap,
+            )
+            yield {"service": IngestService(settings, publisher), "authenticator": authenticator}
+            await publisher.stop()
+        finally:
+            holder.clear()
+            await producer.stop()
+
+    async def kafka_check() -> bool:
+        producer = holder.get("producer")
+        return producer is not None and await kafka_ready(producer, settings.topic_raw)
+
+    app = FastAPI(
+        title="tickwire ingest",
+        version="1.0.0",
+        summary="Producers post trades and quotes; a 202 means Kafka has them.",
+        lifespan=lifespan,
+    )
+    app.include_router(events_router(settings))
+    app.include_router(health_router({"kafka": kafka_check}))
+    app.add_exception_handler(IngestError, handle_ingest_error)
+    app.add_middleware(REDMiddleware, service="ingest")
+    openapi.install(app)
+    return app

@@ -1,0 +1,173 @@
+"""The OpenAPI document's request bodies, responses and security scheme.
+
+The handlers read raw bodies (see routes.py), so the request bodies are described
+here from the pydantic models of models.py, whose schemas `install()` adds to the
+document's components.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from pydantic.json_schema import models_json_schema
+
+from tickwire.ingest.models import (
+    Accepted,
+    BatchResult,
+    CloudQuote,
+    CloudTrade,
+    ErrorBody,
+    Quote,
+    Trade,
+)
+
+_REF = "#/components/schemas/{model}"
+SECURITY_SCHEME = "ApiKey"
+
+SINGLE_DESCRIPTION = """
+One trade or quote, as plain JSON (`{"type": "trade", ...}`) or as a structured-mode
+CloudEvent (`application/cloudevents+json`). **202 means Kafka has it** (acks=all): the
+answer carries the event's id (the producer's `id`, else a new ULID), partition and
+offset. 503 (with Retry-After) means it was not accepted: retry with the same `id`.
+"""
+
+BATCH_DESCRIPTION = """
+Many events: a JSON array, a CloudEvents batch (`application/cloudevents-batch+json`),
+or NDJSON (`application/x-ndjson`, one plain event per line), in order.
+
+Partial acceptance: valid events are published even when others are refused.
+**202** when every entry was accepted, **207** when some were: `results` has one entry
+per event, in request order, with `status` 202 (and `id`, `partition_id`, `offset`) or
+the status it would have had alone (400 malformed line, 403 out of scope, 422 invalid,
+503 not acknowledged by Kafka) with `error`. When no entry was accepted, the answer is
+that error status with every entry's problem in `errors` (field `[index].field`).
+The rate limit is charged for the valid, in-scope events; when the key's bucket cannot
+cover them all, the whole batch is refused with 429.
+"""
+
+
+def _plain(ref: str = _REF) -> dict[str, Any]:
+    return {
+        "oneOf": [{"$ref": ref.format(model="Trade")}, {"$ref": ref.format(model="Quote")}],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {
+                "trade": ref.format(model="Trade"),
+                "quote": ref.format(model="Quote"),
+            },
+        },
+    }
+
+
+def _cloud(ref: str = _REF) -> dict[str, Any]:
+    return {
+        "oneOf": [
+            {"$ref": ref.format(model="CloudTrade")},
+            {"$ref": ref.format(model="CloudQuote")},
+        ],
+        "discriminator": {
+            "propertyName": "type",
+            "mapping": {
+                "io.tickwire.trade.v1": ref.format(model="CloudTrade"),
+                "io.tickwire.quote.v1": ref.format(model="CloudQuote"),
+            },
+        },
+    }
+
+
+def _array(items: dict[str, Any], max_items: int) -> dict[str, Any]:
+    return {"type": "array", "items": items, "minItems": 1, "maxItems": max_items}
+
+
+def single_request_body() -> dict[str, Any]:
+    """openapi_extra for POST /v1/events."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _plain()},
+                "application/cloudevents+json": {"schema": _cloud()},
+            },
+        },
+        "security": [{SECURITY_SCHEME: []}],
+    }
+
+
+def batch_request_body(max_items: int = 10_000) -> dict[str, Any]:
+    """openapi_extra for POST /v1/events:batch."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _array(_plain(), max_items)},
+                "application/cloudevents-batch+json": {"schema": _array(_cloud(), max_items)},
+                "application/x-ndjson": {
+                    "schema": _array(_plain(), max_items),
+                    "description": "one plain event per line",
+                },
+            },
+        },
+        "security": [{SECURITY_SCHEME: []}],
+    }
+
+
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+
+
+def responses(single: bool) -> dict[int | str, dict[str, Any]]:
+    """The documented responses of an events endpoint."""
+    out: dict[int | str, dict[str, Any]] = {}
+    if single:
+        out[202] = {"model": Accepted, "description": "Kafka acknowledged the event"}
+    else:
+        out[202] = {"model": BatchResult, "description": "Kafka acknowledged every event"}
+        out[207] = {"model": BatchResult, "description": "some events accepted; see results"}
+    out.update(
+        {
+            400: {"model": ErrorBody, "description": "malformed body"},
+            401: {"model": ErrorBody, "description": "missing or unknown API key"},
+            403: {"model": ErrorBody, "description": "the key's scopes do not cover it"},
+            413: {"model": ErrorBody, "description": "body or batch too large"},
+            415: {"model": ErrorBody, "description": "unsupported Content-Type"},
+            422: {"model": ErrorBody, "description": "invalid event: which field, why"},
+            429: {"model": ErrorBody, "description": "rate limited", "headers": _RETRY_AFTER},
+            503: {
+                "model": ErrorBody,
+                "description": "Kafka did not acknowledge in time, or overloaded",
+                "headers": _RETRY_AFTER,
+            },
+        }
+    )
+    return out
+
+
+def install(app: FastAPI) -> None:
+    """Add the event models and the API-key scheme to the app's OpenAPI document."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = generate()
+        _, defs = models_json_schema(
+            [(m, "validation") for m in (Trade, Quote, CloudTrade, CloudQuote)],
+            ref_template=_REF,
+        )
+        components = document.setdefault("components", {})
+        components.setdefault("schemas", {}).update(defs.get("$defs", {}))
+        components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-API-Key",
+            "description": "a producer's API key (or send it as Authorization: Bearer)",
+        }
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
