@@ -1,0 +1,199 @@
+"""The pure heart of the processor: apply one poll batch of ticks.raw records to the
+per-symbol states and say what must be written and published. No I/O here.
+
+Bars close in event time against a per-symbol watermark (the newest event time seen
+for that symbol, trades and quotes alike): a bar [start, end) closes once the
+watermark reaches end + grace. A trade falling in a bar that has already closed is
+late: it goes to ticks.late and changes nothing (not the bars, not the session).
+The watermark is per symbol because a symbol's events are totally ordered on one
+partition: the result does not depend on batch boundaries, partition assignment or
+other symbols, so a replay after a crash reproduces it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias
+
+from aiokafka.structs import TopicPartition
+
+from tickwire.core.errors import PoisonMessageError
+from tickwire.events.wire import TickerState, TradeData
+from tickwire.processor.bars import FormingBar, Interval, to_us
+from tickwire.processor.decode import decode, received_ns
+from tickwire.processor.state import SymbolState
+
+DAY_US = 86_400_000_000
+# aiokafka ships no type information, so a record is Any to mypy
+Record: TypeAlias = Any
+
+
+@dataclass(slots=True)
+class BarChange:
+    """A bar that closed, or changed while still forming, in this batch."""
+
+    symbol: str
+    interval: Interval
+    bar: FormingBar
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one batch changed: to publish, to store, to route aside, and to commit."""
+
+    updates: list[TickerState] = field(default_factory=list)
+    states: list[SymbolState] = field(default_factory=list)  # every symbol touched
+    closed: list[BarChange] = field(default_factory=list)
+    forming: list[BarChange] = field(default_factory=list)  # bars changed, still open
+    late: list[Record] = field(default_factory=list)
+    dead: list[tuple[Record, PoisonMessageError]] = field(default_factory=list)
+    commit: dict[TopicPartition, int] = field(default_factory=dict)
+    trades: int = 0
+    quotes: int = 0
+    skipped: int = 0  # replayed records at or below a symbol's stored offset
+
+
+class Aggregator:
+    """Per-symbol states of the partitions this instance owns, and the batch logic."""
+
+    def __init__(
+        self,
+        intervals: Sequence[Interval],
+        grace_us: int,
+        reference_prices: Mapping[str, float] | None = None,
+    ) -> None:
+        self.intervals = tuple(intervals)
+        self.grace_us = grace_us
+        self.reference_prices = dict(reference_prices or {})
+        self.states: dict[str, SymbolState] = {}
+        self._close_due: dict[str, int] = {}  # symbol -> earliest watermark closing a bar
+
+    # -- ownership ---------------------------------------------------------------
+    def load(self, states: Iterable[SymbolState]) -> None:
+        """Adopt states restored from MongoDB (on partition assignment)."""
+        for state in states:
+            self.states[state.symbol] = state
+            self._close_due[state.symbol] = self._earliest_close(state)
+
+    def drop_partitions(self, partitions: Iterable[int]) -> None:
+        """Forget the states of partitions this instance no longer owns."""
+        gone = set(partitions)
+        for symbol in [s for s, st in self.states.items() if st.partition in gone]:
+            del self.states[symbol]
+            self._close_due.pop(symbol, None)
+
+    # -- the batch ---------------------------------------------------------------
+    def apply(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> BatchOutcome:
+        """Apply a getmany() batch, in partition order, and report its effects."""
+        out = BatchOutcome()
+        touched: dict[str, int] = {}  # symbol -> version before this batch
+        for tp, records in batch.items():
+            if not records:
+                continue
+            for record in records:
+                self._apply_record(record, out, touched)
+            out.commit[tp] = records[-1].offset + 1
+        for symbol, before in touched.items():
+            state = self.states[symbol]
+            out.states.append(state)
+            if state.version > before:
+                out.updates.append(state.to_wire(state.first_offset))
+                for interval in self.intervals:
+                    for bar in state.forming.get(interval.name, {}).values():
+                        if bar.version > before:
+                            out.forming.append(BarChange(symbol, interval, bar))
+        return out
+
+    def _apply_record(self, record: Record, out: BatchOutcome, touched: dict[str, int]) -> None:
+        try:
+            event = decode(record.key, record.value, record.headers)
+        except PoisonMessageError as exc:
+            out.dead.append((record, exc))
+            return
+        symbol = event.symbol
+        state = self.states.get(symbol)
+        if state is None:
+            state = SymbolState(symbol, record.partition, self.reference_prices.get(symbol))
+            self.states[symbol] = state
+            self._close_due[symbol] = -1
+        elif record.offset <= state.offset:
+            out.skipped += 1
+            return
+        if symbol not in touched:
+            touched[symbol] = state.version
+            state.first_offset = -1
+        state.offset = record.offset
+        time_us = to_us(event.time)
+        is_trade = type(event) is TradeData
+        if is_trade and time_us < state.time_us and self._is_late(time_us, state.time_us):
+            out.late.append(record)
+            return
+        if time_us > state.time_us:
+            state.time_us = time_us
+            state.time = event.time
+            due = self._close_due[symbol]
+            if 0 <= due <= time_us:
+                self._close_bars(state, out)
+        state.version += 1
+        if state.first_offset < 0:
+            state.first_offset = record.offset
+        received = received_ns(record.headers)
+        if received is not None:
+            state.received_ns = received
+        if is_trade:
+            assert isinstance(event, TradeData)
+            out.trades += 1
+            state.apply_trade(event, time_us // DAY_US)
+            self._add_to_bars(state, event, time_us, received)
+        else:
+            out.quotes += 1
+            state.apply_quote(event)  # type: ignore[arg-type]
+
+    def _is_late(self, time_us: int, watermark: int) -> bool:
+        grace = self.grace_us
+        for interval in self.intervals:
+            length = interval.length_us
+            if time_us - time_us % length + length + grace <= watermark:
+                return True
+        return False
+
+    def _add_to_bars(
+        self, state: SymbolState, trade: TradeData, time_us: int, received: int | None
+    ) -> None:
+        for interval in self.intervals:
+            length = interval.length_us
+            start = time_us - time_us % length
+            bars = state.forming.get(interval.name)
+            if bars is None:
+                bars = state.forming[interval.name] = {}
+            bar = bars.get(start)
+            if bar is None:
+                bar = bars[start] = FormingBar(start, trade.price)
+                due = start + length + self.grace_us
+                current = self._close_due[state.symbol]
+                if current < 0 or due < current:
+                    self._close_due[state.symbol] = due
+            bar.add(trade.price, trade.size, state.version, received)
+
+    def _close_bars(self, state: SymbolState, out: BatchOutcome) -> None:
+        watermark = state.time_us
+        grace = self.grace_us
+        for interval in self.intervals:
+            bars = state.forming.get(interval.name)
+            if not bars:
+                continue
+            length = interval.length_us
+            for start in sorted(bars):
+                if start + length + grace <= watermark:
+                    out.closed.append(BarChange(state.symbol, interval, bars.pop(start)))
+        self._close_due[state.symbol] = self._earliest_close(state)
+
+    def _earliest_close(self, state: SymbolState) -> int:
+        due = -1
+        for interval in self.intervals:
+            for start in state.forming.get(interval.name, {}):
+                at = start + interval.length_us + self.grace_us
+                if due < 0 or at < due:
+                    due = at
+        return due

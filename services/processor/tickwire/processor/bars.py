@@ -1,0 +1,140 @@
+"""Event-time OHLCV bars: interval names, window arithmetic and the forming-bar accumulator.
+
+Times are integer microseconds since the epoch inside the hot path (exact, cheap to
+compare); they become datetimes only at the edges (wire, MongoDB).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tickwire.events.wire import Bar
+from tickwire.processor.errors import ConfigurationError
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MICROSECOND = dt.timedelta(microseconds=1)
+_UNITS_US = {"s": 1_000_000, "m": 60_000_000, "h": 3_600_000_000, "d": 86_400_000_000}
+_INTERVAL = re.compile(r"^([1-9][0-9]*)([smhd])$")
+
+
+def to_us(moment: dt.datetime) -> int:
+    """A timezone-aware datetime as integer microseconds since the epoch (exact)."""
+    return (moment - EPOCH) // MICROSECOND
+
+
+def from_us(micros: int) -> dt.datetime:
+    """Integer microseconds since the epoch as a UTC datetime."""
+    return EPOCH + dt.timedelta(microseconds=micros)
+
+
+def interval_us(name: str) -> int:
+    """The length of an interval named like "1s", "5m", "1h" or "1d", in microseconds."""
+    match = _INTERVAL.match(name)
+    if match is None:
+        raise ConfigurationError(f"bad bar interval {name!r}: use e.g. 1s, 5m, 1h, 1d")
+    return int(match.group(1)) * _UNITS_US[match.group(2)]
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """A configured bar interval: its name and its length in microseconds."""
+
+    name: str
+    length_us: int
+
+    @classmethod
+    def parse(cls, name: str) -> Interval:
+        """An Interval from its name."""
+        return cls(name, interval_us(name))
+
+
+class FormingBar:
+    """One bar being built from trades (mutable; lives in a symbol's state)."""
+
+    __slots__ = (
+        "close",
+        "high",
+        "low",
+        "notional",
+        "open",
+        "received_ns",
+        "start_us",
+        "trades",
+        "version",
+        "volume",
+    )
+
+    def __init__(self, start_us: int, price: float) -> None:
+        self.start_us = start_us
+        self.open = self.high = self.low = self.close = price
+        self.volume = 0.0
+        self.notional = 0.0
+        self.trades = 0
+        self.version = 0
+        self.received_ns: int | None = None
+
+    def add(self, price: float, size: float, version: int, received_ns: int | None) -> None:
+        """Add one trade (already known to fall in this bar's window)."""
+        if price > self.high:
+            self.high = price
+        if price < self.low:
+            self.low = price
+        self.close = price
+        self.volume += size
+        self.notional += price * size
+        self.trades += 1
+        self.version = version
+        if received_ns is not None:
+            self.received_ns = received_ns
+
+    def to_wire(self, symbol: str, interval: Interval, *, final: bool) -> Bar:
+        """The bar as it travels on ticker.bars."""
+        return Bar(
+            symbol=symbol,
+            interval=interval.name,
+            start=from_us(self.start_us),
+            end=from_us(self.start_us + interval.length_us),
+            open=self.open,
+            high=self.high,
+            low=self.low,
+            close=self.close,
+            volume=self.volume,
+            vwap=self.notional / self.volume if self.volume else self.close,
+            trades=self.trades,
+            final=final,
+            version=self.version,
+            received_ns=self.received_ns,
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        """Everything needed to resume this bar after a restart."""
+        return {
+            "start_us": self.start_us,
+            "open": self.open,
+            "high": self.high,
+            "low": self.low,
+            "close": self.close,
+            "volume": self.volume,
+            "notional": self.notional,
+            "trades": self.trades,
+            "version": self.version,
+            "received_ns": self.received_ns,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> FormingBar:
+        """A bar back from to_doc()."""
+        bar = cls(int(doc["start_us"]), float(doc["open"]))
+        bar.high = float(doc["high"])
+        bar.low = float(doc["low"])
+        bar.close = float(doc["close"])
+        bar.volume = float(doc["volume"])
+        bar.notional = float(doc["notional"])
+        bar.trades = int(doc["trades"])
+        bar.version = int(doc["version"])
+        received = doc.get("received_ns")
+        bar.received_ns = int(received) if received is not None else None
+        return bar

@@ -1,0 +1,277 @@
+"""The consumer loop: poll ticks.raw, aggregate, publish, store, commit — in that order.
+
+Per getmany() batch:
+  1. the aggregator applies the records (skipping any at or below a symbol's stored
+     offset) and coalesces the effects per symbol;
+  2. updates, closed bars, late events and dead letters are produced with the batch
+     API and their acks awaited;
+  3. states and bars are upserted into MongoDB (one unordered bulk write each);
+  4. only then are the offsets committed.
+A crash anywhere before 4 replays the batch: MongoDB ends the same (idempotent
+upserts, offset guard) and the re-emitted updates carry the same versions. A failing
+dependency pauses the loop at the failing step (backoff with jitter, readiness false,
+`tickwire_processor_paused`), so nothing is committed past what was written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from pymongo.errors import PyMongoError
+
+from tickwire.core.backoff import Backoff
+from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
+from tickwire.kafka.clients import make_consumer, make_producer
+from tickwire.kafka.topics import ensure_topics
+from tickwire.processor import metrics as m
+from tickwire.processor.aggregator import Aggregator
+from tickwire.processor.bars import Interval
+from tickwire.processor.outputs import batch_records
+from tickwire.processor.settings import ProcessorSettings
+from tickwire.processor.store import StateStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+RETRIABLE = (KafkaError, PyMongoError, OSError, TimeoutError)
+KAFKA, MONGODB = "kafka", "mongodb"
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, loop: ProcessorLoop) -> None:
+        self.loop = loop
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.loop.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.loop.on_assigned(assigned)
+
+
+class ProcessorLoop:
+    """The supervised Runnable that owns the Kafka clients and drives the aggregator."""
+
+    def __init__(self, settings: ProcessorSettings, store: StateStore) -> None:
+        self.settings = settings
+        self.store = store
+        self.aggregator = Aggregator(
+            [Interval.parse(name) for name in settings.bar_intervals],
+            settings.bar_grace_ms * 1000,
+            settings.reference_prices,
+        )
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.publisher: BatchPublisher | None = None
+        self._producer_broken = False
+        self._owned: set[TopicPartition] = set()
+        self._lock = asyncio.Lock()
+        self._failing: set[str] = set()
+        self._lag_reported = 0.0
+
+    # -- readiness ---------------------------------------------------------------
+    async def kafka_ready(self) -> bool:
+        """Kafka clients started and the last Kafka call succeeded."""
+        return self.consumer is not None and KAFKA not in self._failing
+
+    async def mongodb_ready(self) -> bool:
+        """The last MongoDB call succeeded."""
+        return MONGODB not in self._failing
+
+    # -- life --------------------------------------------------------------------
+    async def run(self) -> None:
+        """Start the clients (waiting out outages), then process until cancelled."""
+        s = self.settings
+        try:
+            await self._retry(KAFKA, self._ensure_topics)
+            await self._retry(MONGODB, self.store.ensure_indexes)
+            await self._retry(KAFKA, self._start_producer)
+            consumer = await self._retry(KAFKA, self._start_consumer)
+            self.consumer = consumer
+            log.info("processor consuming %s as %s", s.topic_raw, s.instance_id or "dynamic")
+            while True:
+                batch = await consumer.getmany(
+                    timeout_ms=s.poll_timeout_ms, max_records=s.max_poll_records
+                )
+                if batch:
+                    async with self._lock:
+                        await self.process(batch)
+                await self._report_lag()
+        finally:
+            await self._stop_clients()
+
+    async def _ensure_topics(self) -> None:
+        s = self.settings
+        await ensure_topics(
+            s.kafka_bootstrap,
+            [s.topic_raw, s.topic_updates, s.topic_bars, s.topic_late, s.topic_dlq],
+            partitions=s.topic_partitions,
+            replication=s.topic_replication,
+            retention_ms=s.topic_retention_ms,
+        )
+
+    async def _start_producer(self) -> None:
+        producer = make_producer(
+            self.settings.kafka_bootstrap, f"{self.settings.kafka_client_id}-processor"
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self.producer, self.publisher = producer, BatchPublisher(producer)
+        self._producer_broken = False
+
+    async def _start_consumer(self) -> AIOKafkaConsumer:
+        s = self.settings
+        consumer = make_consumer(
+            s.kafka_bootstrap,
+            f"{s.kafka_client_id}-processor",
+            group_id=s.group_id,
+            group_instance_id=s.instance_id,
+            session_timeout_ms=s.session_timeout_ms,
+            max_partition_fetch_bytes=4 << 20,
+        )
+        try:
+            await consumer.start()
+            consumer.subscribe([s.topic_raw], listener=_Listener(self))
+        except BaseException:
+            await consumer.stop()
+            raise
+        return consumer
+
+    async def _stop_clients(self) -> None:
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.stop(), 10)
+
+    # -- rebalances ----------------------------------------------------------------
+    async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Wait for the batch in flight (it commits), then forget those partitions."""
+        async with self._lock:
+            gone = {tp for tp in revoked if tp.topic == self.settings.topic_raw}
+            self._owned -= gone
+            self.aggregator.drop_partitions(tp.partition for tp in gone)
+            for tp in gone:
+                with contextlib.suppress(KeyError):
+                    m.LAG.remove(str(tp.partition))
+            m.REBALANCES.labels("revoked").inc()
+
+    async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Reload the states of newly owned partitions from MongoDB before any record."""
+        async with self._lock:
+            new = {tp for tp in assigned if tp.topic == self.settings.topic_raw} - self._owned
+            partitions = [tp.partition for tp in new]
+            states = await self._retry(MONGODB, lambda: self.store.load(partitions))
+            self.aggregator.load(states)
+            self._owned |= new
+            m.REBALANCES.labels("assigned").inc()
+            log.info(
+                "assigned partitions %s (%d symbols restored)", sorted(partitions), len(states)
+            )
+
+    # -- one batch -------------------------------------------------------------------
+    async def process(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+    ) -> None:
+        """Aggregate, publish, store, commit one getmany() batch (see the module doc)."""
+        s = self.settings
+        owned = {tp: records for tp, records in batch.items() if tp in self._owned}
+        started = time.perf_counter()
+        outcome = self.aggregator.apply(owned)
+        records = batch_records(
+            outcome,
+            updates_topic=s.topic_updates,
+            bars_topic=s.topic_bars,
+            late_topic=s.topic_late,
+            dlq_topic=s.topic_dlq,
+            forming_bars=s.publish_forming_bars,
+        )
+        m.PROCESS_SECONDS.observe(time.perf_counter() - started)
+        if records:
+            started = time.perf_counter()
+            await self._retry(KAFKA, lambda: self._publish(records))
+            m.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        if outcome.states or outcome.closed:
+            started = time.perf_counter()
+            upserts = await self._retry(MONGODB, lambda: self.store.write(outcome))
+            m.MONGO_SECONDS.observe(time.perf_counter() - started)
+            m.MONGO_WRITES.inc(upserts)
+        if outcome.commit:
+            await self._commit(outcome.commit)
+        m.BATCH_RECORDS.observe(sum(len(r) for r in owned.values()))
+        m.EVENTS.labels("trade").inc(outcome.trades)
+        m.EVENTS.labels("quote").inc(outcome.quotes)
+        m.EVENTS.labels("replayed").inc(outcome.skipped)
+        m.EVENTS.labels("late").inc(len(outcome.late))
+        m.EVENTS.labels("poison").inc(len(outcome.dead))
+        m.LATE.inc(len(outcome.late))
+        m.DEAD_LETTERS.inc(len(outcome.dead))
+        m.PUBLISHED.labels("update").inc(len(outcome.updates))
+        m.PUBLISHED.labels("bar").inc(len(outcome.closed))
+
+    async def _publish(self, records: list[OutgoingRecord]) -> None:
+        if self._producer_broken or self.publisher is None:
+            if self.producer is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.producer.stop(), 10)
+            await self._start_producer()
+        assert self.publisher is not None
+        try:
+            await self.publisher.publish(records)
+        except BaseException:
+            # an idempotent producer that failed may keep failing; start a fresh one
+            self._producer_broken = True
+            raise
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> None:
+        assert self.consumer is not None
+        consumer = self.consumer
+        try:
+            await self._retry(KAFKA, lambda: consumer.commit(offsets))
+        except (CommitFailedError, IllegalStateError) as exc:
+            # the partitions moved on; their new owner replays from the last commit and
+            # the offset guard in MongoDB makes that replay change nothing
+            m.COMMIT_FAILURES.inc()
+            log.warning("offset commit refused: %s", exc)
+
+    async def _report_lag(self) -> None:
+        now = time.monotonic()
+        if self.consumer is None or now - self._lag_reported < 1.0:
+            return
+        self._lag_reported = now
+        for tp in list(self._owned):
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            with contextlib.suppress(IllegalStateError, KafkaError):
+                position = await self.consumer.position(tp)
+                m.LAG.labels(str(tp.partition)).set(max(0, highwater - position))
+
+    async def _retry(self, dependency: str, call: Callable[[], Awaitable[T]]) -> T:
+        backoff = Backoff(base=0.1, cap=self.settings.retry_cap_seconds)
+        while True:
+            try:
+                result = await call()
+            except (CommitFailedError, IllegalStateError):
+                raise
+            except RETRIABLE as exc:
+                if dependency not in self._failing:
+                    log.warning("%s unavailable, pausing: %r", dependency, exc)
+                self._failing.add(dependency)
+                m.PAUSED.labels(dependency).set(1)
+                m.DEPENDENCY_FAILURES.labels(dependency).inc()
+                await asyncio.sleep(backoff.next_delay())
+            else:
+                if dependency in self._failing:
+                    self._failing.discard(dependency)
+                    m.PAUSED.labels(dependency).set(0)
+                    log.info("%s is back, resuming", dependency)
+                return result

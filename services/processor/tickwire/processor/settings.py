@@ -1,0 +1,33 @@
+"""The processor's settings (environment variables with the TICKWIRE_ prefix)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from tickwire.core.settings import CommonSettings
+
+
+class ProcessorSettings(CommonSettings):
+    """Everything the processor reads from its environment, built once in main()."""
+
+    port: int = Field(8081, ge=0, le=65535, description="HTTP port (/healthz /readyz /metrics)")
+    group_id: str = Field("tickwire-processor", description="Kafka consumer group")
+    instance_id: str | None = Field(
+        None,
+        description="static group membership id (group.instance.id); give each instance "
+        "its own stable id so a restart gets its partitions back without a rebalance",
+    )
+    session_timeout_ms: int = Field(10_000, ge=1000, description="consumer session timeout")
+    bar_intervals: list[str] = Field(["1s", "1m"], description="bar intervals, e.g. 1s 1m 5m 1h")
+    bar_grace_ms: int = Field(2000, ge=0, description="how long after its end a bar stays open")
+    reference_prices: dict[str, float] = Field(
+        {}, description="previous close per symbol for change/change %; default: session open"
+    )
+    publish_forming_bars: bool = Field(
+        False, description="also publish forming bars (final=false) once per batch"
+    )
+    max_poll_records: int = Field(20_000, ge=1, description="records per getmany() batch")
+    poll_timeout_ms: int = Field(200, ge=1, description="getmany() wait when idle")
+    quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
+    bars_collection: str = Field("bars", description="MongoDB collection of bars")
+    retry_cap_seconds: float = Field(5.0, gt=0, description="longest backoff between retries")

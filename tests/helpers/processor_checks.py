@@ -1,0 +1,60 @@
+"""Comparisons of the processor's MongoDB documents with the reference model."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from tests.helpers.processor_reference import Expected
+
+_DEFAULTS = {"volume": 0.0, "trades": 0}
+
+
+def _as_time(value: Any) -> Any:
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return value
+
+
+def _same(actual: Any, expected: Any) -> bool:
+    if isinstance(expected, float) and actual is not None:
+        return bool(actual == pytest.approx(expected, rel=1e-9, abs=1e-9))
+    if isinstance(expected, dt.datetime):
+        return bool(_as_time(actual) == expected)
+    return bool(actual == expected)
+
+
+def quote_differences(docs: list[dict[str, Any]], expected: Expected) -> list[str]:
+    """Every field of every quotes document that differs from the reference."""
+    problems: list[str] = []
+    by_symbol = {d["_id"]: d for d in docs}
+    if set(by_symbol) != set(expected.quotes):
+        problems.append(f"symbols differ: {sorted(set(by_symbol) ^ set(expected.quotes))}")
+    for symbol, want in expected.quotes.items():
+        got = by_symbol.get(symbol, {})
+        for key, value in want.items():
+            if value is None and key not in got:
+                continue
+            actual = got.get(key, _DEFAULTS.get(key))
+            if not _same(actual, value):
+                problems.append(f"{symbol}.{key}: got {actual!r}, want {value!r}")
+    return problems
+
+
+def bar_differences(docs: list[dict[str, Any]], expected: Expected) -> list[str]:
+    """Every field of every bars document that differs from the reference."""
+    problems: list[str] = []
+    by_key = {(d["symbol"], d["interval"], d["start"]): d for d in docs}
+    if len(by_key) != len(docs):
+        problems.append("duplicate bars")
+    if set(by_key) != set(expected.bars):
+        diff = sorted(set(by_key) ^ set(expected.bars))[:10]
+        problems.append(f"bar keys differ ({len(by_key)} vs {len(expected.bars)}): {diff}")
+    for key, want in expected.bars.items():
+        got = by_key.get(key, {})
+        for field, value in want.items():
+            if not _same(got.get(field), value):
+                problems.append(f"{key}.{field}: got {got.get(field)!r}, want {value!r}")
+    return problems
