@@ -149,6 +149,7 @@ _many_plain = msgspec.json.Decoder(list[PlainEvent])
 _many_cloud = msgspec.json.Decoder(list[CloudEvent])
 _many_raw = msgspec.json.Decoder(list[msgspec.Raw])
 _PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
+_NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]*)`")
 
 
 def _utc(time: dt.datetime) -> dt.datetime:
@@ -194,9 +195,12 @@ def _entry_error(exc: Exception) -> EntryError:
     if isinstance(exc, msgspec.ValidationError):
         text = str(exc)
         match = _PATH.search(text)
-        field = match.group(1) if match and match.group(1) else None
+        path = match.group(1) if match else ""
         message = text[: match.start()] if match else text
-        return EntryError(422, field, message)
+        named = _NAMED_FIELD.search(message)  # "... field `price`": the field itself
+        if named:
+            path = f"{path}.{named.group(1)}" if path else named.group(1)
+        return EntryError(422, path or None, message)
     return EntryError(400, None, f"malformed JSON: {exc}")
 
 
