@@ -1,0 +1,17 @@
+"""`python -m tickwire.gateway` / `tickwire-gateway`: serve the gateway."""
+
+from __future__ import annotations
+
+from tickwire.core.serve import serve
+from tickwire.gateway.app import create_app
+from tickwire.gateway.settings import GatewaySettings
+
+
+def main() -> None:
+    """Build the settings once and serve the app until SIGINT/SIGTERM."""
+    settings = GatewaySettings()
+    serve(create_app(settings), settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""One subscriber's outgoing side: what it asked for and a bounded, conflating outbox.
+
+The outbox has two parts, written in this order:
+- `backlog`: frames that must all arrive, in order (snapshots, resets, replayed
+  updates on resume, heartbeats). It is filled once per (re)subscription, so it is
+  bounded by the snapshot size plus the replay of one resume.
+- `pending`: live updates, one per key (symbol, or symbol|interval for bars). A newer
+  update for a key replaces the unsent older one ("conflation") and moves to the end,
+  so frames leave in the order of their cursors and the last id a client saw always
+  covers everything before it. Its size is bounded by the number of subscribed keys.
+
+With `max_rate`, an update whose key was sent less than 1/max_rate ago waits; writing
+stops at the first waiting update (so no later cursor overtakes it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from tickwire.gateway import sse
+from tickwire.gateway.updates import BAR, Update, ws_event
+
+
+@dataclass
+class Interest:
+    """Symbols asked for: a list, prefixes, or everything; and which bar intervals."""
+
+    symbols: frozenset[str] = frozenset()
+    prefixes: tuple[str, ...] = ()
+    everything: bool = False
+    bar_intervals: frozenset[str] = frozenset({"1m"})
+
+    def matches(self, symbol: str) -> bool:
+        """Whether symbol is part of this interest."""
+        return self.everything or symbol in self.symbols or symbol.startswith(self.prefixes)
+
+
+@dataclass
+class Tally:
+    """Counts gathered during one flush cycle, published to metrics once per cycle."""
+
+    events: int = 0
+    bytes: int = 0
+    written: dict[int, Update] = field(default_factory=dict)  # distinct updates, by id()
+
+
+class Connection:
+    """The transport-independent part of a subscriber (see the module docstring)."""
+
+    transport = "sse"
+
+    def __init__(self, *, ip: str, subject: str | None, max_rate: float | None = None) -> None:
+        self.ip = ip
+        self.subject = subject
+        self.interest = Interest()
+        self.backlog: list[bytes] = []
+        self.pending: dict[str, Update] = {}
+        self.skip: dict[int, int] | None = None  # slot -> first offset still to send
+        self.min_gap_ns = int(1e9 / max_rate) if max_rate else 0
+        self.last_sent: dict[str, int] = {}
+        self.conflated = 0
+        self.stalled_since: float | None = None
+        self.closed = False
+        self.close_reason = ""
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    # -- rendering: SSE by default; the WebSocket subclass renders JSON objects
+    def render(self, update: Update) -> bytes:
+        """The bytes of a shared update for this transport."""
+        return update.frame
+
+    def render_event(self, event: str, cursor: str, data: bytes) -> bytes:
+        """The bytes of an event built for this connection only."""
+        return sse.frame(event.encode(), cursor.encode(), data)
+
+    def heartbeat(self) -> None:
+        """Queue a keep-alive."""
+        self.backlog.append(sse.comment(b"hb"))
+
+    # -- filling
+    def offer(self, update: Update) -> None:
+        """Queue a live update, conflating with an unsent one for the same key."""
+        if update.kind == BAR and update.interval not in self.interest.bar_intervals:
+            return
+        if self.skip is not None and update.offset < self.skip.get(update.slot, 0):
+            return
+        if self.pending.pop(update.key, None) is not None:
+            self.conflated += 1
+        self.pending[update.key] = update
+
+    def forget(self, symbols: frozenset[str]) -> None:
+        """Drop unsent updates of symbols no longer subscribed."""
+        for key in [k for k, u in self.pending.items() if u.symbol in symbols]:
+            del self.pending[key]
+
+    # -- draining
+    def take(self, now_ns: int, tally: Tally) -> tuple[list[bytes], bool]:
+        """The frames to write now, and whether some must wait (rate limit)."""
+        frames = self.backlog
+        self.backlog = []
+        if not self.pending:
+            return frames, False
+        if not self.min_gap_ns:
+            for update in self.pending.values():
+                frames.append(self.render(update))
+                tally.written[id(update)] = update
+            tally.events += len(self.pending)
+            self.pending.clear()
+            return frames, False
+        waiting = False
+        for key, update in list(self.pending.items()):
+            if now_ns - self.last_sent.get(key, 0) < self.min_gap_ns:
+                waiting = True
+                break
+            frames.append(self.render(update))
+            tally.written[id(update)] = update
+            tally.events += 1
+            self.last_sent[key] = now_ns
+            del self.pending[key]
+        return frames, waiting
+
+    def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
+        """Write what is queued if the client keeps up; True to be flushed again later."""
+        raise NotImplementedError
+
+    def cut(self, reason: str) -> None:
+        """Close the connection from the server side."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        self.backlog.clear()
+        self.pending.clear()
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class TransportConnection(Connection):
+    """SSE written straight to the socket's transport as HTTP/1.1 chunks (no await).
+
+    The response headers went out through ASGI; the body chunks go through the
+    transport, so a flush is one `writelines` and the kernel's buffer state is visible:
+    above `high_water` queued bytes the client is not keeping up, writes pause and
+    updates conflate; if it stays above for the slow-client timeout, it is cut.
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport, high_water: int, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.sock = transport
+        self.high_water = high_water
+
+    def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
+        if self.closed or self.sock.is_closing():
+            return False
+        if self.sock.get_write_buffer_size() > self.high_water:
+            if self.stalled_since is None:
+                self.stalled_since = now
+            return True
+        self.stalled_since = None
+        frames, waiting = self.take(now_ns, tally)
+        if frames:
+            payload = b"".join(frames)
+            tally.bytes += len(payload)
+            self.sock.writelines(sse.chunk(payload))
+        return waiting
+
+    def cut(self, reason: str) -> None:
+        super().cut(reason)
+        if reason == "slow":
+            self.sock.abort()  # a full buffer would otherwise hold the close back
+        elif reason != "client":
+            self.sock.close()
+
+
+Sender = Callable[[list[bytes]], Awaitable[None]]
+
+
+class QueuedConnection(Connection):
+    """A connection written by its own task through an async `send` (WebSocket, or SSE
+    on a server that does not expose its transport)."""
+
+    def __init__(self, sender: Sender, transport: str, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.sender = sender
+        self.transport = transport
+        self.wake = asyncio.Event()
+        self.sending_since: float | None = None
+
+    def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
+        if self.closed:
+            return False
+        self.wake.set()
+        return bool(self.min_gap_ns and self.pending)
+
+    async def run_writer(self, tally: Callable[[], Tally]) -> None:
+        """Send queued frames until the connection ends (run as the connection's task)."""
+        while not self.closed:
+            await self.wake.wait()
+            self.wake.clear()
+            frames, _ = self.take(time.monotonic_ns(), tally())
+            if not frames:
+                continue
+            self.stalled_since = time.monotonic()
+            await self.sender(frames)
+            self.stalled_since = None
+            tally().bytes += sum(map(len, frames))
+
+    def cut(self, reason: str) -> None:
+        super().cut(reason)
+        with contextlib.suppress(RuntimeError):
+            self.wake.set()
+
+
+class WebSocketConnection(QueuedConnection):
+    """Events as JSON objects; a flush is one text message holding a JSON array."""
+
+    def render(self, update: Update) -> bytes:
+        return update.ws
+
+    def render_event(self, event: str, cursor: str, data: bytes) -> bytes:
+        return ws_event(event, cursor, data)
+
+    def heartbeat(self) -> None:
+        return  # WebSocket pings are the server implementation's job

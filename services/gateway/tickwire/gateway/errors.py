@@ -1,0 +1,57 @@
+"""The gateway's errors, grown from tickwire's tree.
+
+    PermanentError
+    └── GatewayError                  refuses a client request; `status` is the HTTP answer
+        ├── BadRequestError           400: malformed input (e.g. a cursor that cannot decode)
+        ├── UnauthorizedError         401: no valid token
+        ├── ForbiddenError            403: the token does not allow these symbols
+        ├── TooManyConnectionsError   429: a per-IP or per-subject limit is reached
+        └── NotReadyError             503: the cache is not warm yet (retriable)
+
+A cursor from another topic, cluster or generation is not an error: it resumes as a reset.
+"""
+
+from __future__ import annotations
+
+from tickwire.core.errors import PermanentError
+
+
+class GatewayError(PermanentError):
+    """A request the gateway refuses; `status` is the HTTP status to answer with."""
+
+    status = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(GatewayError):
+    """Malformed client input."""
+
+    status = 400
+
+
+class UnauthorizedError(GatewayError):
+    """Missing, expired or invalid token."""
+
+    status = 401
+
+
+class ForbiddenError(GatewayError):
+    """The subject may not subscribe to what it asked for."""
+
+    status = 403
+
+
+class TooManyConnectionsError(GatewayError):
+    """A connection limit is reached."""
+
+    status = 429
+
+
+class NotReadyError(GatewayError):
+    """The gateway has not caught up with Kafka yet; try again shortly."""
+
+    status = 503
+    retriable = True

@@ -1,0 +1,320 @@
+"""The hub: last-value cache, recent buffers, subscriptions and fan-out, on one event loop.
+
+The reader feeds it records in partition order (`apply`); subscribers are registered
+and given their snapshot or replay in one synchronous step (`subscribe`), so nothing
+can arrive between the snapshot's cursor and the first live update: no gap, no
+duplicate. Every update is encoded once and offered to each interested connection's
+conflating outbox; `FlushLoop` writes all dirty connections once per flush window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from aiokafka.partitioner import murmur2
+
+from tickwire.gateway import cursor, metrics
+from tickwire.gateway.connection import Connection, Interest, Tally
+from tickwire.gateway.updates import BAR, QUOTE, Parsed, PartitionBuffer, Update
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One partition of one input topic, at a fixed index of the cursor."""
+
+    topic: str
+    partition: int
+    kind: str  # QUOTE for ticker.updates, BAR for ticker.bars
+
+
+class Hub:
+    """State shared by every connection of this gateway instance."""
+
+    def __init__(self, slots: Sequence[Slot], tag: int, buffer_capacity: int) -> None:
+        self.slots = list(slots)
+        self.tag = tag
+        self.head = cursor.header(tag, len(self.slots))
+        self.positions = [0] * len(self.slots)
+        self.pieces = [cursor.varint(0)] * len(self.slots)
+        self.buffers = [PartitionBuffer(buffer_capacity) for _ in self.slots]
+        self.partition_counts = {
+            kind: sum(1 for s in self.slots if s.kind == kind) for kind in (QUOTE, BAR)
+        }
+        self.first_slot = {kind: self._first_slot(kind) for kind in (QUOTE, BAR)}
+        self.versions: dict[str, int] = {}
+        self.stream_versions: dict[str, int] | None = {}  # only while warming up
+        self.quotes: dict[str, tuple[int, bytes]] = {}
+        self.slot_of: dict[tuple[str, str], int] = {}
+        self.by_symbol: dict[str, set[Connection]] = {}
+        self.by_prefix: dict[str, set[Connection]] = {}
+        self.everything: set[Connection] = set()
+        self.connections: set[Connection] = set()
+        self.dirty: set[Connection] = set()
+        self.wake = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.seq = 0
+        self._cursor: str | None = None
+        self.tally = Tally()
+
+    def _first_slot(self, kind: str) -> int:
+        return next((i for i, s in enumerate(self.slots) if s.kind == kind), 0)
+
+    # -- positions and cursors
+    def set_position(self, slot: int, position: int) -> None:
+        """Where reading of a slot starts (cold start) or has reached."""
+        self.positions[slot] = position
+        self.pieces[slot] = cursor.varint(position)
+        self._cursor = None
+
+    def current_cursor(self) -> str:
+        """The cursor of everything applied so far."""
+        if self._cursor is None:
+            self._cursor = cursor.encode_pieces(self.head, self.pieces)
+        return self._cursor
+
+    # -- input
+    def seed_quote(self, symbol: str, version: int, value: bytes) -> None:
+        """A last value loaded from MongoDB at cold start."""
+        if version > self.versions.get(symbol, -1):
+            self.versions[symbol] = version
+            self.quotes[symbol] = (version, value)
+
+    def apply(self, slot: int, offset: int, parsed: Parsed, value: bytes) -> None:
+        """One record read at slot/offset: advance, and if newer, buffer and fan out."""
+        self.set_position(slot, offset + 1)
+        key = parsed.key
+        self.slot_of[(parsed.kind, parsed.symbol)] = slot
+        if self.stream_versions is not None:
+            # warming up: the buffer follows the stream itself, the cache the newest of
+            # the stream and MongoDB (which may be ahead of what was read so far)
+            if parsed.version <= self.stream_versions.get(key, -1):
+                metrics.DROPPED.labels("stale_version").inc()
+                return
+            self.stream_versions[key] = parsed.version
+        elif parsed.version <= self.versions.get(key, -1):
+            metrics.DROPPED.labels("stale_version").inc()
+            return
+        self.seq += 1
+        update = Update(parsed, slot, offset, self.seq, self.current_cursor(), value)
+        self.buffers[slot].append(update)
+        if parsed.version > self.versions.get(key, -1):
+            self.versions[key] = parsed.version
+            if parsed.kind == QUOTE:
+                self.quotes[parsed.symbol] = (parsed.version, value)
+        self._fan_out(update)
+
+    def _fan_out(self, update: Update) -> None:
+        symbol = update.symbol
+        dirty = self.dirty
+        targets = self.by_symbol.get(symbol)
+        if targets:
+            for conn in targets:
+                conn.offer(update)
+            dirty.update(targets)
+        for conn in self.everything:
+            conn.offer(update)
+        if self.everything:
+            dirty.update(self.everything)
+        if self.by_prefix:
+            for prefix, conns in self.by_prefix.items():
+                if symbol.startswith(prefix):
+                    for conn in conns:
+                        conn.offer(update)
+                    dirty.update(conns)
+
+    def warmed_up(self) -> None:
+        """The reader caught up with the end offsets seen at start: serve subscribers."""
+        self.stream_versions = None
+        self.ready.set()
+
+    def after_batch(self) -> None:
+        """Called by the reader after each batch: wake the flush loop if needed."""
+        if self.dirty:
+            self.wake.set()
+
+    # -- subscriptions
+    def touched_slots(self, interest: Interest) -> list[int]:
+        """The slots whose records a subscription can receive."""
+        if interest.everything or interest.prefixes:
+            return list(range(len(self.slots)))
+        found: set[int] = set()
+        for symbol in interest.symbols:
+            for kind in (QUOTE, BAR):
+                slot = self.slot_of.get((kind, symbol))
+                if slot is None and self.partition_counts[kind]:
+                    # not seen yet: where Kafka's default partitioner puts the key
+                    partition = (murmur2(symbol.encode()) & 0x7FFFFFFF) % self.partition_counts[
+                        kind
+                    ]
+                    slot = self.first_slot[kind] + partition
+                if slot is not None:
+                    found.add(slot)
+        return sorted(found)
+
+    def snapshot_frames(self, conn: Connection, interest: Interest) -> list[bytes]:
+        """A `snapshot` event per cached symbol of the interest, at the current cursor."""
+        now = self.current_cursor()
+        if interest.everything or interest.prefixes:
+            symbols: Iterable[str] = sorted(s for s in self.quotes if interest.matches(s))
+        else:
+            symbols = sorted(s for s in interest.symbols if s in self.quotes)
+        return [conn.render_event("snapshot", now, self.quotes[s][1]) for s in symbols]
+
+    def replay_frames(
+        self, conn: Connection, interest: Interest, since: Sequence[int], slots: Sequence[int]
+    ) -> list[bytes] | None:
+        """Buffered updates after `since` for the interest, in arrival order; None when a
+        buffer no longer reaches back that far."""
+        if not all(self.buffers[s].covers(since[s]) for s in slots):
+            return None
+        found: list[Update] = []
+        for s in slots:
+            found.extend(u for u in self.buffers[s].since(since[s]) if self._wanted(u, interest))
+        found.sort(key=lambda u: u.seq)
+        return [conn.render(u) for u in found]
+
+    @staticmethod
+    def _wanted(update: Update, interest: Interest) -> bool:
+        if update.kind == BAR and update.interval not in interest.bar_intervals:
+            return False
+        return interest.matches(update.symbol)
+
+    def register(self, conn: Connection, interest: Interest, frames: list[bytes]) -> None:
+        """Queue frames and start live delivery, in the same step (nothing in between)."""
+        conn.backlog.extend(frames)
+        mine = conn.interest
+        conn.interest = Interest(
+            mine.symbols | interest.symbols,
+            tuple(dict.fromkeys(mine.prefixes + interest.prefixes)),
+            mine.everything or interest.everything,
+            mine.bar_intervals | interest.bar_intervals,
+        )
+        for symbol in interest.symbols:
+            self.by_symbol.setdefault(symbol, set()).add(conn)
+        for prefix in interest.prefixes:
+            self.by_prefix.setdefault(prefix, set()).add(conn)
+        if interest.everything:
+            self.everything.add(conn)
+        self.connections.add(conn)
+        self.dirty.add(conn)
+        self.wake.set()
+
+    def unregister(self, conn: Connection, symbols: frozenset[str] | None = None) -> None:
+        """Stop live delivery of some symbols (None: all of them, the connection ends)."""
+        drop = conn.interest.symbols if symbols is None else symbols & conn.interest.symbols
+        for symbol in drop:
+            conns = self.by_symbol.get(symbol)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.by_symbol[symbol]
+        conn.forget(drop)
+        conn.interest = Interest(
+            conn.interest.symbols - drop,
+            conn.interest.prefixes,
+            conn.interest.everything,
+            conn.interest.bar_intervals,
+        )
+        if symbols is None:
+            for prefix in conn.interest.prefixes:
+                conns = self.by_prefix.get(prefix)
+                if conns is not None:
+                    conns.discard(conn)
+                    if not conns:
+                        del self.by_prefix[prefix]
+            self.everything.discard(conn)
+            self.connections.discard(conn)
+            self.dirty.discard(conn)
+
+    def subscription_count(self) -> int:
+        """Symbols subscribed, summed over connections (a wildcard or prefix counts 1)."""
+        return sum(
+            len(c.interest.symbols) + len(c.interest.prefixes) + c.interest.everything
+            for c in self.connections
+        )
+
+    # -- writing
+    def flush(self) -> None:
+        """Write every dirty connection once; publish the cycle's counts."""
+        now = time.monotonic()
+        now_ns = time.monotonic_ns()
+        tally = self.tally
+        still: set[Connection] = set()
+        for conn in self.dirty:
+            if conn.flush(now, now_ns, tally):
+                still.add(conn)
+            if conn.conflated:
+                metrics.CONFLATED.inc(conn.conflated)
+                conn.conflated = 0
+        self.dirty = still
+        self.publish_tally()
+
+    def publish_tally(self) -> None:
+        """Move the gathered counts into the metrics."""
+        tally = self.tally
+        if tally.events:
+            metrics.EVENTS_SENT.inc(tally.events)
+        if tally.bytes:
+            metrics.BYTES_SENT.inc(tally.bytes)
+        if tally.written:
+            wall_ns = time.time_ns()
+            observe = metrics.DELIVERY_LATENCY.observe
+            for update in tally.written.values():
+                if update.received_ns:
+                    observe(max(0, wall_ns - update.received_ns) / 1e9)
+        self.tally = Tally()
+
+
+class FlushLoop:
+    """Runnable: after something became dirty, wait one flush window, then write."""
+
+    def __init__(self, hub: Hub, flush_s: float) -> None:
+        self.hub = hub
+        self.flush_s = flush_s
+
+    async def run(self) -> None:
+        hub = self.hub
+        while True:
+            await hub.wake.wait()
+            hub.wake.clear()
+            await asyncio.sleep(self.flush_s)
+            hub.flush()
+            if hub.dirty:  # paused or rate-limited connections: try again next window
+                hub.wake.set()
+                if not self.flush_s:
+                    await asyncio.sleep(0.005)
+
+
+class Janitor:
+    """Runnable: heartbeats, cutting clients that stopped reading, and the gauges."""
+
+    def __init__(self, hub: Hub, heartbeat_s: float, slow_timeout_s: float) -> None:
+        self.hub = hub
+        self.heartbeat_s = heartbeat_s
+        self.slow_timeout_s = slow_timeout_s
+
+    async def run(self) -> None:
+        hub = self.hub
+        tick = min(1.0, self.slow_timeout_s / 4, self.heartbeat_s)
+        next_beat = time.monotonic() + self.heartbeat_s
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for conn in list(hub.connections):
+                if (
+                    conn.stalled_since is not None
+                    and now - conn.stalled_since > self.slow_timeout_s
+                ):
+                    metrics.DISCONNECTED.labels("slow").inc()
+                    conn.cut("slow")
+                    hub.unregister(conn)
+            if now >= next_beat:
+                next_beat = now + self.heartbeat_s
+                for conn in hub.connections:
+                    conn.heartbeat()
+                hub.dirty.update(hub.connections)
+                hub.wake.set()
+            metrics.SUBSCRIPTIONS.set(hub.subscription_count())

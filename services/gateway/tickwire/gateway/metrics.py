@@ -1,0 +1,38 @@
+"""The gateway's Prometheus metrics (no per-client or per-event labels).
+
+Hot-path counts are gathered in plain integers during a flush cycle and published once
+per cycle, so fan-out does not pay a metrics call per delivered event.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONNECTIONS = Gauge("tickwire_gateway_connections", "Connected streaming clients", ["transport"])
+SUBSCRIPTIONS = Gauge(
+    "tickwire_gateway_subscriptions", "Subscribed symbols summed over connections (* counts 1)"
+)
+EVENTS_SENT = Counter(
+    "tickwire_gateway_events_sent_total", "Live updates written to client sockets"
+)
+BYTES_SENT = Counter("tickwire_gateway_sent_bytes_total", "Bytes written to streaming clients")
+CONFLATED = Counter(
+    "tickwire_gateway_conflated_total", "Unsent updates replaced by a newer one for the key"
+)
+DROPPED = Counter("tickwire_gateway_dropped_total", "Records not forwarded, by reason", ["reason"])
+DISCONNECTED = Counter(
+    "tickwire_gateway_disconnected_total", "Connections cut by the server, by reason", ["reason"]
+)
+RESUMES = Counter("tickwire_gateway_resumes_total", "Cursor resumes by outcome", ["outcome"])
+REFUSED = Counter(
+    "tickwire_gateway_refused_total", "Stream requests refused, by HTTP status", ["status"]
+)
+RECORDS = Counter("tickwire_gateway_records_total", "Kafka records read", ["topic"])
+DELIVERY_LATENCY = Histogram(
+    "tickwire_gateway_delivery_latency_seconds",
+    "Ingest receive time to socket write, one sample per update per flush cycle",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "tickwire_gateway_consumer_lag_records", "High watermark minus position, summed", ["topic"]
+)

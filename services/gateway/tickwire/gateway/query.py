@@ -1,0 +1,149 @@
+"""The query API, served from MongoDB: a dashboard's first paint and history chart.
+
+    GET /v1/quotes/{symbol}                          one symbol's current state
+    GET /v1/quotes?symbols=A,B                       several (missing ones listed apart)
+    GET /v1/bars/{symbol}?interval=1m&from=&to=&limit=
+                                                     bars by start time; without `from`,
+                                                     the latest `limit` bars before `to`
+Invalid input answers 422 (FastAPI validation) or 400; unknown symbols 404; symbols the
+token does not allow 403; MongoDB unavailable 503. Client input never causes a 5xx.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pymongo.errors import PyMongoError
+
+from tickwire.events import wire
+from tickwire.gateway.auth import Principal
+from tickwire.gateway.errors import GatewayError, NotReadyError
+from tickwire.gateway.reader import state_from_document
+from tickwire.gateway.runtime import Runtime, runtime_of
+from tickwire.gateway.subscribe import INTERVAL, SYMBOL, split
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+SymbolPath = Annotated[str, Path(pattern=SYMBOL.pattern, max_length=32)]
+_BAR_FIELDS = set(wire.Bar.__struct_fields__)
+_ENCODER = msgspec.json.Encoder()
+
+
+def _json(value: Any) -> Response:
+    return Response(_ENCODER.encode(value), media_type="application/json")
+
+
+def _caller(request: Request) -> tuple[Runtime, Principal]:
+    try:
+        runtime = runtime_of(request.scope)
+        if runtime.db is None:
+            raise NotReadyError("the gateway is starting")
+        return runtime, runtime.auth.authenticate(request.headers, request.cookies)
+    except GatewayError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+
+
+def _allow(principal: Principal, symbols: list[str]) -> None:
+    refused = [s for s in symbols if not principal.may_see(s)]
+    if refused:
+        raise HTTPException(403, f"not allowed: {', '.join(refused[:10])}")
+
+
+def _unavailable(exc: PyMongoError) -> HTTPException:
+    return HTTPException(503, f"store unavailable: {type(exc).__name__}")
+
+
+@router.get("/quotes/{symbol}", summary="One symbol's current state")
+async def get_quote(request: Request, symbol: SymbolPath) -> Response:
+    runtime, principal = _caller(request)
+    _allow(principal, [symbol])
+    try:
+        doc = await runtime.db.quotes.find_one({"symbol": symbol})
+    except PyMongoError as exc:
+        raise _unavailable(exc) from exc
+    state = state_from_document(doc) if doc else None
+    if state is None:
+        raise HTTPException(404, f"no quote for {symbol}")
+    return _json(state)
+
+
+@router.get("/quotes", summary="Several symbols' current state")
+async def get_quotes(
+    request: Request, symbols: Annotated[str, Query(min_length=1, max_length=10_000)]
+) -> Response:
+    runtime, principal = _caller(request)
+    wanted = list(dict.fromkeys(split(symbols)))
+    limit = runtime.settings.gateway_query_max_symbols
+    if not wanted or len(wanted) > limit:
+        raise HTTPException(422, f"give 1 to {limit} comma-separated symbols")
+    bad = [s for s in wanted if not SYMBOL.match(s)]
+    if bad:
+        raise HTTPException(422, f"not a valid symbol: {bad[0][:40]!r}")
+    _allow(principal, wanted)
+    try:
+        docs = await runtime.db.quotes.find({"symbol": {"$in": wanted}}).to_list(None)
+    except PyMongoError as exc:
+        raise _unavailable(exc) from exc
+    found = {s.symbol: s for s in map(state_from_document, docs) if s is not None}
+    return _json(
+        {
+            "quotes": [found[s] for s in wanted if s in found],
+            "missing": [s for s in wanted if s not in found],
+        }
+    )
+
+
+@router.get("/bars/{symbol}", summary="OHLCV bars by start time")
+async def get_bars(
+    request: Request,
+    symbol: SymbolPath,
+    interval: Annotated[str, Query(pattern=INTERVAL.pattern)] = "1m",
+    start: Annotated[dt.datetime | None, Query(alias="from")] = None,
+    end: Annotated[dt.datetime | None, Query(alias="to")] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    runtime, principal = _caller(request)
+    _allow(principal, [symbol])
+    most = runtime.settings.gateway_query_max_bars
+    if limit is not None and limit > most:
+        raise HTTPException(422, f"limit is at most {most}")
+    count = limit or min(500, most)
+    start, end = _utc(start), _utc(end)
+    if start is not None and end is not None and start >= end:
+        raise HTTPException(422, "from must be before to")
+    when: dict[str, Any] = {}
+    if start is not None:
+        when["$gte"] = start
+    if end is not None:
+        when["$lt"] = end
+    query: dict[str, Any] = {"symbol": symbol, "interval": interval}
+    if when:
+        query["start"] = when
+    # without `from`: the latest bars, newest first from the store, returned oldest first
+    direction = 1 if start is not None else -1
+    try:
+        docs = await runtime.db.bars.find(query).sort("start", direction).limit(count).to_list(None)
+    except PyMongoError as exc:
+        raise _unavailable(exc) from exc
+    bars = [b for b in map(_bar, docs) if b is not None]
+    if direction < 0:
+        bars.reverse()
+    return _json({"symbol": symbol, "interval": interval, "bars": bars})
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+def _bar(doc: dict[str, Any]) -> wire.Bar | None:
+    try:
+        return msgspec.convert(
+            {k: v for k, v in doc.items() if k in _BAR_FIELDS}, wire.Bar, strict=False
+        )
+    except msgspec.ValidationError:
+        return None

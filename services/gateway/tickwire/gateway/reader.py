@@ -1,0 +1,146 @@
+"""Reading ticker.updates and ticker.bars: every partition, no consumer group.
+
+Cold start, and why no update is lost or repeated:
+1. The end offsets E of every partition are read first.
+2. The last-value cache is seeded from MongoDB `quotes` (the processor writes a
+   symbol's state there; it may be ahead of or behind what Kafka holds below E).
+3. Reading starts at max(log start, E - buffer capacity) per partition: those records
+   refill the recent buffer (so a cursor another instance issued resumes here from
+   memory) and bring the cache up to at least E, whatever MongoDB lagged.
+4. Only when every partition has reached E is the hub ready; streams wait for that.
+Versions decide between the two sources: the cache keeps the newest per symbol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from aiokafka.structs import TopicPartition
+
+from tickwire.events import wire
+from tickwire.gateway import metrics
+from tickwire.gateway.hub import Hub, Slot
+from tickwire.gateway.updates import PARSE_ERRORS, QUOTE, parse
+
+log = logging.getLogger(__name__)
+
+_STATE_FIELDS = set(wire.TickerState.__struct_fields__)
+
+
+def state_from_document(doc: dict[str, Any]) -> wire.TickerState | None:
+    """A `quotes` document as a TickerState (bookkeeping fields ignored), or None."""
+    fields = {k: v for k, v in doc.items() if k in _STATE_FIELDS}
+    try:
+        return msgspec.convert(fields, wire.TickerState, strict=False)
+    except msgspec.ValidationError:
+        fields.pop("source", None)
+        try:
+            return msgspec.convert(fields, wire.TickerState, strict=False)
+        except msgspec.ValidationError:
+            return None
+
+
+async def discover_slots(consumer: AIOKafkaConsumer, updates: str, bars: str) -> list[Slot]:
+    """The slots (topic partitions, updates first) in cursor order."""
+    slots: list[Slot] = []
+    for topic, kind in ((updates, QUOTE), (bars, "bar")):
+        partitions: set[int] | None = None
+        for _ in range(50):
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await consumer._client.force_metadata_update()
+            await asyncio.sleep(0.2)
+        if not partitions:
+            raise RuntimeError(f"topic {topic} has no partitions")
+        slots.extend(Slot(topic, p, kind) for p in sorted(partitions))
+    return slots
+
+
+class KafkaReader:
+    """Runnable: cold start, then feed every record to the hub, forever."""
+
+    def __init__(self, hub: Hub, consumer: AIOKafkaConsumer, quotes: Any) -> None:
+        self.hub = hub
+        self.consumer = consumer
+        self.quotes = quotes  # the MongoDB `quotes` collection
+        self.tps = [TopicPartition(s.topic, s.partition) for s in hub.slots]
+        self.slot_index = {tp: i for i, tp in enumerate(self.tps)}
+
+    async def seed_from_mongo(self) -> int:
+        """Fill the cache from MongoDB `quotes`; the number of symbols loaded."""
+        loaded = 0
+        async for doc in self.quotes.find({}):
+            state = state_from_document(doc)
+            if state is not None:
+                self.hub.seed_quote(state.symbol, state.version, wire.ENCODER.encode(state))
+                loaded += 1
+        return loaded
+
+    async def start_positions(self) -> dict[TopicPartition, int]:
+        """Seek every partition to its refill start; the end offsets to reach."""
+        ends: dict[TopicPartition, int] = await self.consumer.end_offsets(self.tps)
+        begins: dict[TopicPartition, int] = await self.consumer.beginning_offsets(self.tps)
+        self.consumer.assign(self.tps)
+        for slot, tp in enumerate(self.tps):
+            start = max(begins[tp], ends[tp] - self.hub.buffers[slot].capacity)
+            self.consumer.seek(tp, start)
+            self.hub.set_position(slot, start)
+            self.hub.buffers[slot].start = start
+        return ends
+
+    async def run(self) -> None:
+        ends = await self.start_positions()
+        loaded = await self.seed_from_mongo()
+        log.info("seeded %d quotes from MongoDB; catching up to %s", loaded, ends)
+        waiting = {tp for tp, end in ends.items() if self.hub.positions[self.slot_index[tp]] < end}
+        if not waiting:
+            self.hub.warmed_up()
+        next_lag = 0.0
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=10_000)
+            for tp, records in batch.items():
+                self.apply(tp, records)
+            if waiting:
+                for tp in list(waiting):
+                    position = await self.consumer.position(tp)
+                    if position >= ends[tp]:
+                        self.hub.set_position(self.slot_index[tp], position)
+                        waiting.discard(tp)
+                if not waiting:
+                    log.info("caught up; serving")
+                    self.hub.warmed_up()
+            self.hub.after_batch()
+            if time.monotonic() >= next_lag:
+                next_lag = time.monotonic() + 5
+                self.publish_lag()
+
+    def apply(self, tp: TopicPartition, records: list[Any]) -> None:
+        """Hand a partition's records to the hub in order."""
+        slot = self.slot_index[tp]
+        kind = self.hub.slots[slot].kind
+        hub = self.hub
+        for record in records:
+            try:
+                parsed = parse(kind, record.key, record.value, record.headers)
+            except PARSE_ERRORS:
+                metrics.DROPPED.labels("unreadable").inc()
+                hub.set_position(slot, record.offset + 1)
+                continue
+            hub.apply(slot, record.offset, parsed, record.value)
+        metrics.RECORDS.labels(tp.topic).inc(len(records))
+
+    def publish_lag(self) -> None:
+        """High watermark minus position, summed per topic."""
+        lag: dict[str, int] = {}
+        for slot, tp in enumerate(self.tps):
+            high = self.consumer.highwater(tp)
+            if high is not None:
+                lag[tp.topic] = lag.get(tp.topic, 0) + max(0, high - self.hub.positions[slot])
+        for topic, value in lag.items():
+            metrics.CONSUMER_LAG.labels(topic).set(value)

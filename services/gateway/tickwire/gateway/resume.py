@@ -1,0 +1,196 @@
+"""Starting a subscription: fresh snapshots, or a resume from a cursor.
+
+Resume order for the slots the subscription touches:
+1. from the hub's buffers, when each reaches back to the cursor;
+2. else by reading Kafka from the cursor's offsets up to where the buffers begin
+   (a temporary consumer, no group), then the buffers for the rest;
+3. else (past retention, a cursor from another topic, cluster, generation or layout,
+   or Kafka not answering in time) a `reset` event followed by fresh snapshots.
+The last step that queues frames and registers the connection is synchronous, so live
+updates continue exactly where the replay ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError, OffsetOutOfRangeError
+from aiokafka.structs import TopicPartition
+
+from tickwire.gateway import cursor, metrics
+from tickwire.gateway.connection import Connection, Interest
+from tickwire.gateway.hub import Hub
+from tickwire.gateway.updates import BAR, PARSE_ERRORS, parse
+
+log = logging.getLogger(__name__)
+
+FRESH, BUFFER, KAFKA, RESET = "fresh", "buffer", "kafka", "reset"
+
+
+class PastRetentionError(Exception):
+    """The cursor points below what Kafka still holds."""
+
+
+class Resumer:
+    """Subscribes connections, replaying what they missed when they bring a cursor."""
+
+    def __init__(self, hub: Hub, bootstrap: str, client_id: str, timeout_s: float) -> None:
+        self.hub = hub
+        self.bootstrap = bootstrap
+        self.client_id = client_id
+        self.timeout_s = timeout_s
+
+    async def subscribe(
+        self, conn: Connection, interest: Interest, position: tuple[int, list[int]] | None
+    ) -> str:
+        """Queue the right first frames and register conn; the outcome's name."""
+        hub = self.hub
+        if position is None:
+            hub.register(conn, interest, hub.snapshot_frames(conn, interest))
+            return FRESH
+        tag, since = position
+        if tag != hub.tag or len(since) != len(hub.slots):
+            return self._reset(conn, interest, "cursor from another topic or generation")
+        try:
+            outcome = await self._resume(conn, interest, list(since))
+        except PastRetentionError:
+            return self._reset(conn, interest, "cursor is past Kafka retention")
+        except (KafkaError, TimeoutError) as exc:
+            log.warning("resume through Kafka failed (%s); sending a reset", exc)
+            return self._reset(conn, interest, "cursor could not be replayed")
+        metrics.RESUMES.labels(outcome).inc()
+        return outcome
+
+    def _reset(self, conn: Connection, interest: Interest, reason: str) -> str:
+        hub = self.hub
+        data = b'{"reason":"' + reason.encode() + b'"}'
+        frames = [conn.render_event("reset", hub.current_cursor(), data)]
+        hub.register(conn, interest, frames + hub.snapshot_frames(conn, interest))
+        metrics.RESUMES.labels(RESET).inc()
+        return RESET
+
+    async def _resume(self, conn: Connection, interest: Interest, since: list[int]) -> str:
+        hub = self.hub
+        slots = hub.touched_slots(interest)
+        ahead = [s for s in slots if since[s] > hub.positions[s]]
+        if ahead:
+            # the cursor is ahead of this instance (another one read further): check it
+            # exists, then hold back live updates below it
+            ends = await self._end_offsets(ahead)
+            if any(since[s] > ends[s] for s in ahead):
+                raise PastRetentionError  # offsets that never existed: another topic
+            conn.skip = {s: since[s] for s in ahead}
+            for s in ahead:
+                since[s] = hub.positions[s]
+        replayed: list[bytes] = []
+        original = list(since)
+        for _ in range(5):
+            frames = hub.replay_frames(conn, interest, since, slots)
+            if frames is not None:
+                hub.register(conn, interest, replayed + frames)
+                return KAFKA if replayed else BUFFER
+            missing = [s for s in slots if not hub.buffers[s].covers(since[s])]
+            replayed.extend(await self._read_kafka(conn, interest, original, since, missing))
+        raise TimeoutError("buffers kept moving ahead of the Kafka replay")
+
+    async def _end_offsets(self, slots: Sequence[int]) -> dict[int, int]:
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tps = {
+                TopicPartition(self.hub.slots[s].topic, self.hub.slots[s].partition): s
+                for s in slots
+            }
+            ends = await consumer.end_offsets(list(tps))
+            return {tps[tp]: end for tp, end in ends.items()}
+        finally:
+            await consumer.stop()
+
+    def _consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            client_id=f"{self.client_id}-resume",
+            enable_auto_commit=False,
+            auto_offset_reset="none",
+            request_timeout_ms=int(self.timeout_s * 1000),
+        )
+
+    async def _read_kafka(
+        self,
+        conn: Connection,
+        interest: Interest,
+        vector: list[int],
+        since: list[int],
+        slots: Sequence[int],
+    ) -> list[bytes]:
+        """Frames for the records of `slots` from since[s] up to where the buffer begins;
+        advances since[] and vector[] (the ids of the replayed events) as it goes."""
+        hub = self.hub
+        consumer = self._consumer()
+        await consumer.start()
+        try:
+            tps = {TopicPartition(hub.slots[s].topic, hub.slots[s].partition): s for s in slots}
+            begins = await consumer.beginning_offsets(list(tps))
+            if any(since[s] < begins[tp] for tp, s in tps.items()):
+                raise PastRetentionError
+            consumer.assign(list(tps))
+            for tp, s in tps.items():
+                consumer.seek(tp, since[s])
+            frames: list[bytes] = []
+            newest: dict[str, int] = {}
+            deadline = time.monotonic() + self.timeout_s
+            todo = dict(tps)
+            while todo:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("Kafka replay took too long")
+                try:
+                    batch = await consumer.getmany(*todo, timeout_ms=200)
+                except OffsetOutOfRangeError as exc:
+                    raise PastRetentionError from exc
+                for tp, records in batch.items():
+                    s = tps[tp]
+                    target = hub.buffers[s].start
+                    for record in records:
+                        if record.offset >= target:
+                            break
+                        vector[s] = since[s] = record.offset + 1
+                        frame = self._replay_frame(conn, interest, s, record, vector, newest)
+                        if frame is not None:
+                            frames.append(frame)
+                for tp, s in list(todo.items()):
+                    position = await consumer.position(tp)
+                    since[s] = max(since[s], min(position, hub.buffers[s].start))
+                    if since[s] >= hub.buffers[s].start:
+                        del todo[tp]
+                await asyncio.sleep(0)
+            return frames
+        finally:
+            await consumer.stop()
+
+    def _replay_frame(
+        self,
+        conn: Connection,
+        interest: Interest,
+        slot: int,
+        record: object,
+        vector: list[int],
+        newest: dict[str, int],
+    ) -> bytes | None:
+        kind = self.hub.slots[slot].kind
+        try:
+            parsed = parse(kind, record.key, record.value, record.headers)  # type: ignore[attr-defined]
+        except PARSE_ERRORS:
+            return None
+        if not interest.matches(parsed.symbol):
+            return None
+        if kind == BAR and parsed.interval not in interest.bar_intervals:
+            return None
+        if parsed.version <= newest.get(parsed.key, -1):
+            return None
+        newest[parsed.key] = parsed.version
+        event_id = cursor.encode(self.hub.tag, vector)
+        return conn.render_event(parsed.kind, event_id, record.value)  # type: ignore[attr-defined]

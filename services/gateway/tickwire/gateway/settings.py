@@ -1,0 +1,59 @@
+"""The gateway's settings: one class, built once in `__main__` and passed down."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from tickwire.core.settings import CommonSettings
+
+
+class GatewaySettings(CommonSettings):
+    """Everything the gateway reads from `TICKWIRE_*` environment variables."""
+
+    port: int = Field(8082, ge=0, le=65535, description="HTTP listen port")
+
+    gateway_auth: Literal["off", "jwt"] = Field(
+        "off", description="off: anonymous (public demos, benchmarks); jwt: tokens required"
+    )
+    gateway_jwt_algorithm: str = Field("HS256", description="the only JWT algorithm accepted")
+    gateway_jwt_key: SecretStr = Field(
+        SecretStr(""), description="HMAC secret, or PEM public key for RS*/ES*/EdDSA"
+    )
+    gateway_jwt_audience: str = Field("tickwire-gateway", description="required `aud` claim")
+    gateway_jwt_issuer: str = Field("tickwire", description="required `iss` claim")
+    gateway_jwt_cookie: str = Field("tickwire_token", description="HttpOnly cookie with the JWT")
+    gateway_cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed by CORS (JSON list)"
+    )
+
+    gateway_max_connections_per_ip: int = Field(200, ge=1, description="streams per client IP")
+    gateway_max_connections_per_subject: int = Field(20, ge=1, description="streams per subject")
+    gateway_max_symbols: int = Field(1000, ge=1, description="symbols in one subscription")
+
+    gateway_flush_ms: float = Field(
+        5.0, ge=0, le=1000, description="write-coalescing window per connection (latency budget)"
+    )
+    gateway_buffer_per_partition: int = Field(
+        20_000, ge=1, description="recent updates kept per partition for resumes"
+    )
+    gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
+    gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")
+    gateway_write_high_water: int = Field(
+        256 * 1024, ge=1024, description="bytes queued in a socket before writes pause"
+    )
+    gateway_slow_client_timeout_s: float = Field(
+        30.0, gt=0, description="a client that drains nothing for this long is cut"
+    )
+    gateway_ready_wait_s: float = Field(
+        15.0, ge=0, description="how long a new stream waits for the cache to be warm"
+    )
+    gateway_cursor_generation: str = Field(
+        "1", description="bump when topics are recreated: older cursors then get a reset"
+    )
+    gateway_resume_timeout_s: float = Field(
+        20.0, gt=0, description="longest a resume may spend reading Kafka"
+    )
+    gateway_query_max_bars: int = Field(5000, ge=1, description="most bars one query returns")
+    gateway_query_max_symbols: int = Field(200, ge=1, description="most symbols in /v1/quotes")

@@ -1,0 +1,140 @@
+"""`GET /v1/stream`: Server-Sent Events as a raw ASGI endpoint.
+
+    /v1/stream?symbols=AAPL,MSFT     these symbols
+    /v1/stream?symbols=*             every symbol
+    /v1/stream?prefix=AA             symbols starting with AA (comma-separate several)
+    &bars=1m|none                    bar intervals to receive (default 1m)
+    &max_rate=2                      at most 2 events per second per symbol (conflated)
+    &last_event_id=<cursor>          resume, for clients that cannot set Last-Event-ID
+
+The response headers go out through ASGI; body chunks are written to the socket's
+transport directly when the server exposes it (uvicorn, HTTP/1.1), which lets one flush
+cycle write many connections without a coroutine switch each, and shows the kernel
+buffer so slow clients are detected. Otherwise a per-connection writer task is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
+
+from tickwire.gateway import cursor, metrics, sse
+from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
+from tickwire.gateway.errors import GatewayError
+from tickwire.gateway.runtime import runtime_of
+from tickwire.gateway.subscribe import interest_from, max_rate_from, split
+
+log = logging.getLogger(__name__)
+
+RAW_SEND = "tickwire.raw_send"
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache, no-store, no-transform"),
+    (b"x-accel-buffering", b"no"),  # nginx and friends: do not buffer
+]
+
+
+def server_transport(scope: Scope) -> Any:
+    """The socket transport behind uvicorn's `send`, or None."""
+    if scope.get("http_version") != "1.1":
+        return None
+    cycle = getattr(scope.get(RAW_SEND), "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    needed = ("writelines", "get_write_buffer_size", "abort", "is_closing")
+    if transport is None or not all(hasattr(transport, n) for n in needed):
+        return None
+    return transport
+
+
+class StreamEndpoint:
+    """The ASGI app behind /v1/stream."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        try:
+            runtime = runtime_of(scope)
+            settings = runtime.settings
+            query = request.query_params
+            interest = interest_from(
+                split(query.get("symbols")),
+                split(query.get("prefix")),
+                split(query.get("bars")) if "bars" in query else None,
+                max_symbols=settings.gateway_max_symbols,
+            )
+            max_rate = max_rate_from(query.get("max_rate"))
+            principal = runtime.auth.authenticate(request.headers, request.cookies)
+            principal.check(interest)
+            text = request.headers.get("last-event-id") or query.get("last_event_id")
+            position = cursor.decode(text) if text else None
+            hub, resumer = await runtime.ready_hub()
+            ip = request.client.host if request.client else "unknown"
+            runtime.limits.acquire(ip, principal.subject)
+        except GatewayError as exc:
+            metrics.REFUSED.labels(str(exc.status)).inc()
+            response = JSONResponse({"error": exc.message}, status_code=exc.status)
+            await response(scope, receive, send)
+            return
+
+        transport = server_transport(scope)
+        conn: Connection
+        if transport is not None:
+            conn = TransportConnection(
+                transport,
+                settings.gateway_write_high_water,
+                ip=ip,
+                subject=principal.subject,
+                max_rate=max_rate,
+            )
+        else:
+
+            async def send_frames(frames: list[bytes]) -> None:
+                body = b"".join(frames)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+
+            conn = QueuedConnection(
+                send_frames, "sse", ip=ip, subject=principal.subject, max_rate=max_rate
+            )
+        metrics.CONNECTIONS.labels("sse").inc()
+        writer: asyncio.Task[None] | None = None
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            conn.backlog.append(sse.retry(settings.gateway_retry_ms))
+            if isinstance(conn, QueuedConnection):
+                writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
+            await resumer.subscribe(conn, interest, position)
+            await self._until_closed(receive, conn)
+        finally:
+            if writer is not None:
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+            hub.unregister(conn)
+            runtime.limits.release(ip, principal.subject)
+            metrics.CONNECTIONS.labels("sse").dec()
+            if not conn.closed:
+                conn.cut("client")
+            with contextlib.suppress(OSError, RuntimeError):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _until_closed(receive: Receive, conn: Connection) -> None:
+        """Wait until the client goes away or the server cuts the connection."""
+
+        async def client_gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        if isinstance(conn, TransportConnection):
+            await client_gone()  # a cut closes the transport, which ends receive()
+            return
+        waiter = asyncio.ensure_future(client_gone())
+        try:
+            await asyncio.wait({waiter, conn.done}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()

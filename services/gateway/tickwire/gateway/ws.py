@@ -1,0 +1,167 @@
+"""`/v1/ws`: the same events and cursors over WebSocket, with subscribe/unsubscribe.
+
+Client -> server, JSON text messages:
+    {"type": "subscribe", "symbols": ["AAPL"], "prefixes": [], "bars": ["1m"],
+     "cursor": "<optional id to resume from>"}
+    {"type": "unsubscribe", "symbols": ["AAPL"]}
+Server -> client: text messages, each a JSON array of events
+    {"event": "snapshot"|"quote"|"bar"|"reset", "id": "<cursor>", "data": {...}}
+    {"event": "subscribed"|"unsubscribed", "data": {"symbols": [...], "outcome": ...}}
+    {"event": "error", "data": {"status": 400|403, "message": "..."}}
+Initial subscriptions may also be given in the query string, as for /v1/stream.
+Authentication happens at the handshake (header or cookie); refusals close with 1008.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from tickwire.gateway import cursor, metrics
+from tickwire.gateway.auth import Principal
+from tickwire.gateway.connection import Interest, WebSocketConnection
+from tickwire.gateway.errors import GatewayError
+from tickwire.gateway.runtime import Runtime, runtime_of
+from tickwire.gateway.subscribe import interest_from, max_rate_from, split
+
+router = APIRouter()
+
+
+def _control(event: str, data: dict[str, Any]) -> bytes:
+    return orjson.dumps([{"event": event, "data": data}])
+
+
+@router.websocket("/v1/ws")
+async def websocket_stream(websocket: WebSocket) -> None:
+    """Stream events over a WebSocket; see the module docstring for the protocol."""
+    try:
+        runtime = runtime_of(websocket.scope)
+        principal = runtime.auth.authenticate(websocket.headers, websocket.cookies)
+        max_rate = max_rate_from(websocket.query_params.get("max_rate"))
+        hub, _ = await runtime.ready_hub()
+        ip = websocket.client.host if websocket.client else "unknown"
+        runtime.limits.acquire(ip, principal.subject)
+    except GatewayError as exc:
+        metrics.REFUSED.labels(str(exc.status)).inc()
+        await websocket.close(code=1008, reason=exc.message[:100])
+        return
+    await websocket.accept()
+
+    async def send_frames(frames: list[bytes]) -> None:
+        await websocket.send_text((b"[" + b",".join(frames) + b"]").decode())
+
+    conn = WebSocketConnection(
+        send_frames, "websocket", ip=ip, subject=principal.subject, max_rate=max_rate
+    )
+    metrics.CONNECTIONS.labels("websocket").inc()
+    writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
+    session = _Session(runtime, principal, conn)
+    try:
+        query = websocket.query_params
+        if "symbols" in query or "prefix" in query:
+            await session.subscribe(
+                {
+                    "symbols": split(query.get("symbols")),
+                    "prefixes": split(query.get("prefix")),
+                    "bars": split(query.get("bars")) if "bars" in query else None,
+                    "cursor": query.get("last_event_id"),
+                }
+            )
+        reader = asyncio.create_task(session.read(websocket))
+        await asyncio.wait({reader, writer, conn.done}, return_when=asyncio.FIRST_COMPLETED)
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
+            await reader
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+            await writer
+        hub.unregister(conn)
+        runtime.limits.release(ip, principal.subject)
+        metrics.CONNECTIONS.labels("websocket").dec()
+        if not conn.closed:
+            conn.cut("client")
+        with contextlib.suppress(RuntimeError):
+            await websocket.close()
+
+
+class _Session:
+    """One WebSocket client's subscribe/unsubscribe requests."""
+
+    def __init__(self, runtime: Runtime, principal: Principal, conn: WebSocketConnection) -> None:
+        self.runtime = runtime
+        self.principal = principal
+        self.conn = conn
+
+    async def read(self, websocket: WebSocket) -> None:
+        """Handle client messages until it disconnects."""
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                text = await websocket.receive_text()
+                try:
+                    message = orjson.loads(text)
+                    if not isinstance(message, dict):
+                        raise GatewayError("a message is a JSON object")
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        await self.subscribe(message)
+                    elif kind == "unsubscribe":
+                        self.unsubscribe(message)
+                    else:
+                        raise GatewayError("type must be subscribe or unsubscribe")
+                except orjson.JSONDecodeError:
+                    self._error(400, "not JSON")
+                except GatewayError as exc:
+                    self._error(exc.status, exc.message)
+
+    def _error(self, status: int, message: str) -> None:
+        self.conn.backlog.append(_control("error", {"status": status, "message": message})[1:-1])
+        self._wake()
+
+    def _wake(self) -> None:
+        hub = self.runtime.hub
+        if hub is not None:
+            hub.dirty.add(self.conn)
+            hub.wake.set()
+
+    async def subscribe(self, message: dict[str, Any]) -> None:
+        """Add symbols (snapshot, or replay from the message's cursor)."""
+        interest = interest_from(
+            _strings(message.get("symbols")),
+            _strings(message.get("prefixes")),
+            _strings(message.get("bars")) if message.get("bars") is not None else None,
+            max_symbols=self.runtime.settings.gateway_max_symbols,
+        )
+        self.principal.check(interest)
+        text = message.get("cursor")
+        position = cursor.decode(text) if isinstance(text, str) and text else None
+        _, resumer = await self.runtime.ready_hub()
+        outcome = await resumer.subscribe(self.conn, interest, position)
+        self.conn.backlog.append(
+            _control("subscribed", {"symbols": _listed(interest), "outcome": outcome})[1:-1]
+        )
+        self._wake()
+
+    def unsubscribe(self, message: dict[str, Any]) -> None:
+        """Stop symbols; unsent updates for them are dropped."""
+        symbols = frozenset(_strings(message.get("symbols")))
+        if self.runtime.hub is not None:
+            self.runtime.hub.unregister(self.conn, symbols)
+        self.conn.backlog.append(_control("unsubscribed", {"symbols": sorted(symbols)})[1:-1])
+        self._wake()
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str):
+        return split(value)
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+def _listed(interest: Interest) -> list[str]:
+    return sorted(interest.symbols) + (["*"] if interest.everything else [])
