@@ -1,0 +1,144 @@
+"""Subscription requests, auth claims and connection limits."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tickwire.gateway.auth import Authenticator
+from tickwire.gateway.connection import Interest
+from tickwire.gateway.errors import (
+    BadRequestError,
+    ForbiddenError,
+    TooManyConnectionsError,
+    UnauthorizedError,
+)
+from tickwire.gateway.limits import ConnectionLimits
+from tickwire.gateway.settings import GatewaySettings
+from tickwire.gateway.subscribe import interest_from, max_rate_from
+
+KEY = "test-secret-key-that-is-long-enough-for-hs256-and-also-for-hs512!!"
+
+
+def test_interest_forms() -> None:
+    assert interest_from(["AAPL", "MSFT", "AAPL"], [], None, max_symbols=10) == Interest(
+        frozenset({"AAPL", "MSFT"}), (), False, frozenset({"1m"})
+    )
+    assert interest_from(["*"], [], ["none"], max_symbols=10).everything
+    assert interest_from([], ["AA"], ["1s", "1m"], max_symbols=10).bar_intervals == {"1s", "1m"}
+
+
+@pytest.mark.parametrize(
+    ("symbols", "prefixes", "bars"),
+    [
+        ([], [], None),
+        (["bad symbol"], [], None),
+        (["A"] * 0 + ["A", "B", "C"], [], None),
+        (["A"], [], ["1x"]),
+        (["A"], ["<x>"], None),
+    ],
+)
+def test_invalid_interest(symbols: list[str], prefixes: list[str], bars: list[str] | None) -> None:
+    with pytest.raises(BadRequestError):
+        interest_from(symbols, prefixes, bars, max_symbols=2)
+
+
+def test_max_rate() -> None:
+    assert max_rate_from(None) is None
+    assert max_rate_from("2.5") == 2.5
+    for bad in ("x", "0", "1e9"):
+        with pytest.raises(BadRequestError):
+            max_rate_from(bad)
+
+
+def auth() -> Authenticator:
+    return Authenticator(GatewaySettings(gateway_auth="jwt", gateway_jwt_key=KEY))
+
+
+def token(**claims: object) -> str:
+    base: dict[str, object] = {
+        "sub": "alice",
+        "aud": "tickwire-gateway",
+        "iss": "tickwire",
+        "exp": int(time.time()) + 60,
+        "symbols": ["AAPL"],
+        "prefixes": ["MS"],
+    }
+    base.update(claims)
+    return jwt.encode({k: v for k, v in base.items() if v is not None}, KEY, algorithm="HS256")
+
+
+def test_token_from_header_or_cookie() -> None:
+    a = auth()
+    assert a.authenticate({"authorization": f"Bearer {token()}"}, {}).subject == "alice"
+    assert a.authenticate({}, {"tickwire_token": token()}).subject == "alice"
+    with pytest.raises(UnauthorizedError):
+        a.authenticate({}, {})
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": int(time.time()) - 10},
+        {"aud": "other"},
+        {"iss": "other"},
+        {"exp": None},
+        {"aud": None},
+        {"iss": None},
+        {"sub": None},
+    ],
+)
+def test_bad_claims_are_refused(claims: dict[str, object]) -> None:
+    with pytest.raises(UnauthorizedError):
+        auth().verify(token(**claims))
+
+
+def test_algorithm_comes_from_settings_not_the_token() -> None:
+    unsigned = jwt.encode(
+        {"sub": "x", "aud": "tickwire-gateway", "iss": "tickwire", "exp": time.time() + 60},
+        None,
+        algorithm="none",
+    )
+    with pytest.raises(UnauthorizedError):
+        auth().verify(unsigned)
+    other = jwt.encode({"sub": "x"}, KEY, algorithm="HS512")
+    with pytest.raises(UnauthorizedError):
+        auth().verify(other)
+
+
+def test_claims_decide_what_may_be_subscribed() -> None:
+    p = auth().verify(token())
+    p.check(Interest(frozenset({"AAPL", "MSFT"}), ("MSX",)))
+    for refused in (
+        Interest(frozenset({"GOOG"})),
+        Interest(everything=True),
+        Interest(prefixes=("M",)),
+    ):
+        with pytest.raises(ForbiddenError):
+            p.check(refused)
+    auth().verify(token(symbols=["*"])).check(Interest(everything=True))
+
+
+def test_anonymous_mode_allows_everything() -> None:
+    a = Authenticator(GatewaySettings(gateway_auth="off"))
+    a.authenticate({}, {}).check(Interest(everything=True))
+
+
+def test_jwt_mode_needs_a_key() -> None:
+    with pytest.raises(ValueError, match="KEY"):
+        Authenticator(GatewaySettings(gateway_auth="jwt"))
+
+
+def test_limits_per_ip_and_subject() -> None:
+    limits = ConnectionLimits(per_ip=2, per_subject=1)
+    limits.acquire("1.1.1.1", "a")
+    with pytest.raises(TooManyConnectionsError):
+        limits.acquire("2.2.2.2", "a")
+    limits.acquire("1.1.1.1", None)
+    with pytest.raises(TooManyConnectionsError):
+        limits.acquire("1.1.1.1", None)
+    limits.release("1.1.1.1", "a")
+    limits.acquire("3.3.3.3", "a")
+    assert limits.by_ip == {"1.1.1.1": 1, "3.3.3.3": 1}
