@@ -10,7 +10,7 @@ from tickwire.gateway.settings import GatewaySettings
 def main() -> None:
     """Build the settings once and serve the app until SIGINT/SIGTERM."""
     settings = GatewaySettings()
-    serve(create_app(settings), settings)
+    serve(create_app(settings), settings, ws="websockets-sansio")
 
 
 if __name__ == "__main__":
