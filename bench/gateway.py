@@ -122,6 +122,22 @@ class Server:
                 self.proc.wait()
 
 
+def launch(
+    name: str, argv: list[str], env: dict[str, str], port: int, ready: str, workdir: Path
+) -> Server:
+    """Start a server (output to a log in workdir) and wait until `ready` answers 200."""
+    log = workdir / f"{name}-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
+    server = Server(name, proc, port, log)
+    try:
+        wait_http(f"http://{server.addr}{ready}", proc, log)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
 def start_tickwire(infra: Infra, updates: str, bars: str, plan: Plan, workdir: Path) -> Server:
     """The tickwire gateway on fresh topics and a fresh database, anonymous mode."""
     port = free_port()
@@ -141,18 +157,8 @@ def start_tickwire(infra: Infra, updates: str, bars: str, plan: Plan, workdir: P
     }
     if plan.flush_ms is not None:
         env["TICKWIRE_GATEWAY_FLUSH_MS"] = str(plan.flush_ms)
-    log = workdir / f"tickwire-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tickwire.gateway"], env=env, stdout=out, stderr=out
-        )
-    server = Server("tickwire", proc, port, log)
-    try:
-        wait_http(f"http://{server.addr}/readyz", proc, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    argv = [sys.executable, "-m", "tickwire.gateway"]
+    return launch("tickwire", argv, env, port, "/readyz", workdir)
 
 
 def start_centrifugo(infra: Infra, updates: str, workdir: Path) -> Server:
@@ -166,16 +172,8 @@ def start_centrifugo(infra: Infra, updates: str, workdir: Path) -> Server:
         topic=updates,
         group=f"bench-{uuid.uuid4().hex}",
     )
-    log = workdir / f"centrifugo-{port}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([str(binary), "--config", str(cfg)], stdout=out, stderr=out)
-    server = Server("centrifugo", proc, port, log)
-    try:
-        wait_http(f"http://{server.addr}/health", proc, log)
-    except BaseException:
-        server.stop()
-        raise
-    return server
+    argv = [str(binary), "--config", str(cfg)]
+    return launch("centrifugo", argv, dict(os.environ), port, "/health", workdir)
 
 
 @contextlib.asynccontextmanager
@@ -184,6 +182,7 @@ async def fresh_topics(bootstrap: str) -> AsyncIterator[tuple[str, str]]:
     tag = uuid.uuid4().hex[:10]
     updates, bars = f"bench-gw-{tag}.ticker.updates", f"bench-gw-{tag}.ticker.bars"
     await ensure_topics(bootstrap, [updates, bars], partitions=6, replication=1)
+    await asyncio.sleep(1.0)  # let partition leadership settle before producing
     try:
         yield updates, bars
     finally:
@@ -218,12 +217,13 @@ class MachineLoad:
 
 async def warm_up(feeder: Feeder, gen: loadgen.LoadGen, rate: float, limit_s: float = 45) -> float:
     """Feed until clients receive updates (Centrifugo's consumer group needs a few
-    seconds to join), then one more second; returns how long it took."""
+    seconds to join), then 5 s more at the same rate so that the measured window starts
+    in a steady state; returns how long it took."""
     start = time.monotonic()
     while time.monotonic() - start < limit_s:
         await feeder.run(rate, 1.0)
         if (await gen.stats())["delivered"] > 0:
-            await feeder.run(rate, 1.0)
+            await feeder.run(rate, 5.0)
             return time.monotonic() - start
     raise RuntimeError(f"no update reached any client within {limit_s:.0f}s of feeding")
 
@@ -266,7 +266,7 @@ async def run_one(
             rss_connected = rss_bytes(server.proc.pid)
             warm_s = await warm_up(feeder, gen, plan.rate)
 
-            await gen.reset()
+            await gen.reset(time.time_ns())
             server_cpu = common.CpuMeter(server.proc.pid)
             server_cpu.start()
             load = MachineLoad()
@@ -306,6 +306,7 @@ async def run_one(
         "rss_per_connection_kib": round((rss_connected - rss_idle) / clients / 1024, 2),
         "rss_per_connection_after_feed_kib": round((rss_after - rss_idle) / clients / 1024, 2),
         "snapshots": report["snapshots"],
+        "warm_up_updates_after_reset": report["stale_updates"],
         "errors": report["errors"],
         "error_samples": report["error_samples"],
         "loadgen_cpu_s": round(report["cpu_s_window"], 3),

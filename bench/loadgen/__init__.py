@@ -96,8 +96,9 @@ class LoadGen:
     async def stats(self) -> dict[str, Any]:
         return await self._ask("stats", "stats")
 
-    async def reset(self) -> None:
-        await self._ask("reset", "reset")
+    async def reset(self, since_ns: int) -> None:
+        """Start the measured window: only updates stamped at or after since_ns count."""
+        await self._ask(f"reset {since_ns}", "reset")
 
     async def report(self) -> dict[str, Any]:
         """The measured window's figures; the load generator exits afterwards."""

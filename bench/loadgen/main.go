@@ -6,7 +6,8 @@
 //
 //	(start)  connects every client, then prints {"event":"connected",...}
 //	"stats"  prints {"event":"stats","delivered":...} (updates since the last reset)
-//	"reset"  forgets everything received so far; the measured window starts here
+//	"reset N" forgets everything received so far; the measured window starts here and
+//	         counts only updates whose received_ns is at least N
 //	"report" prints {"event":"report",...} with latency percentiles and CPU, then exits
 package main
 
@@ -16,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -126,13 +128,15 @@ func main() {
 	var cpuAtReset float64
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
-		switch strings.TrimSpace(in.Text()) {
+		command, arg, _ := strings.Cut(strings.TrimSpace(in.Text()), " ")
+		switch command {
 		case "stats":
 			delivered, _ := pool.totals()
 			emit(map[string]any{"event": "stats", "delivered": delivered,
 				"connected": pool.connected.Load(), "errors": pool.errorCount()})
 		case "reset":
-			pool.reset()
+			since, _ := strconv.ParseInt(arg, 10, 64)
+			pool.reset(since)
 			windowStart, cpuAtReset = time.Now(), cpuSeconds()
 			emit(map[string]any{"event": "reset"})
 		case "report":

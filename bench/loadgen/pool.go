@@ -21,6 +21,7 @@ type conn struct {
 	delivered int64
 	snapshots int64
 	other     int64 // data events without a received_ns (Centrifugo's connect reply, pings)
+	stale     int64 // updates stamped before the measured window began
 	bytes     int64
 }
 
@@ -32,6 +33,7 @@ type pool struct {
 	dialErr   atomic.Int64
 	statusErr atomic.Int64
 	dropped   atomic.Int64 // streams that ended after having connected
+	since     atomic.Int64 // updates with an older received_ns are not measured
 	errMu     sync.Mutex
 	errSample []string
 }
@@ -159,6 +161,8 @@ func (p *pool) run(i int, deadline time.Time, ready chan<- struct{}) {
 		switch {
 		case string(ev.name) == "snapshot" || string(ev.name) == "reset":
 			c.snapshots++
+		case ok && sent < p.since.Load():
+			c.stale++
 		case ok:
 			c.delivered++
 			c.latencies = append(c.latencies, now-sent)
@@ -169,11 +173,14 @@ func (p *pool) run(i int, deadline time.Time, ready chan<- struct{}) {
 	}
 }
 
-func (p *pool) reset() {
+// reset forgets everything received so far; from now on only updates stamped at or
+// after sinceNs count (so warm-up updates still in flight do not enter the window).
+func (p *pool) reset(sinceNs int64) {
+	p.since.Store(sinceNs)
 	for _, c := range p.conns {
 		c.mu.Lock()
 		c.latencies = c.latencies[:0]
-		c.delivered, c.snapshots, c.other, c.bytes = 0, 0, 0, 0
+		c.delivered, c.snapshots, c.other, c.stale, c.bytes = 0, 0, 0, 0, 0
 		c.mu.Unlock()
 	}
 }
@@ -199,13 +206,14 @@ func percentile(sorted []int64, q float64) float64 {
 // report sums every connection's counters and gives latency percentiles in ms.
 func (p *pool) report() map[string]any {
 	var all []int64
-	var delivered, snapshots, other, bytes int64
+	var delivered, snapshots, other, stale, bytes int64
 	for _, c := range p.conns {
 		c.mu.Lock()
 		all = append(all, c.latencies...)
 		delivered += c.delivered
 		snapshots += c.snapshots
 		other += c.other
+		stale += c.stale
 		bytes += c.bytes
 		c.mu.Unlock()
 	}
@@ -227,6 +235,7 @@ func (p *pool) report() map[string]any {
 		"delivered":     delivered,
 		"snapshots":     snapshots,
 		"other_events":  other,
+		"stale_updates": stale,
 		"data_bytes":    bytes,
 		"latency_ms":    map[string]float64{"p50": percentile(all, 50), "p90": percentile(all, 90), "p99": percentile(all, 99), "p999": percentile(all, 99.9), "max": percentile(all, 100), "mean": mean},
 		"errors":        p.errorCount(),
