@@ -180,7 +180,7 @@ func (p *pool) reset(sinceNs int64) {
 	for _, c := range p.conns {
 		c.mu.Lock()
 		c.latencies = c.latencies[:0]
-		c.delivered, c.snapshots, c.other, c.stale, c.bytes = 0, 0, 0, 0, 0
+		c.delivered, c.other, c.stale, c.bytes = 0, 0, 0, 0 // snapshots: counted since connecting
 		c.mu.Unlock()
 	}
 }
