@@ -1,0 +1,91 @@
+"""/v1/ws: subscribe, unsubscribe and resume during one connection, same cursors."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+
+from tests.helpers import gateway as g
+from tests.helpers.infra import Topics
+from tests.helpers.kafka import produce
+
+
+class Inbox:
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+
+    async def until(self, count: int) -> list[dict[str, Any]]:
+        while len(self.events) < count:
+            message = await asyncio.wait_for(self.ws.recv(), 20)
+            batch = orjson.loads(message)
+            assert isinstance(batch, list)
+            self.events.extend(batch)
+        return self.events
+
+    def quotes(self) -> list[tuple[str, str, int]]:
+        return [
+            (e["event"], e["data"]["symbol"], e["data"]["version"])
+            for e in self.events
+            if e["event"] in ("snapshot", "quote")
+        ]
+
+
+async def send(ws: ClientConnection, **message: object) -> None:
+    await ws.send(orjson.dumps(message).decode())
+
+
+async def test_subscribe_unsubscribe_and_resume(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> None:
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
+    await produce(
+        kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in ("AAPL", "MSFT", "GOOG")]
+    )
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    async with g.running_gateway(settings) as url:
+        ws_url = url.replace("http", "ws") + "/v1/ws"
+        async with connect(ws_url) as ws:
+            inbox = Inbox(ws)
+            await send(ws, type="subscribe", symbols=["AAPL"], bars=[])
+            await inbox.until(2)
+            assert inbox.events[0]["event"] == "snapshot"
+            assert inbox.events[1]["event"] == "subscribed"
+            await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 2)])
+            await inbox.until(3)
+            await send(ws, type="subscribe", symbols=["MSFT"], bars=[])
+            await inbox.until(5)
+            await send(ws, type="unsubscribe", symbols=["AAPL"])
+            await inbox.until(6)
+            assert inbox.events[5] == {"event": "unsubscribed", "data": {"symbols": ["AAPL"]}}
+            await produce(
+                kafka_bootstrap,
+                topics.updates,
+                [g.update_record("AAPL", 3), g.update_record("MSFT", 2)],
+            )
+            await inbox.until(7)
+            await send(ws, type="subscribe", symbols=["bad symbol!"])
+            await send(ws, type="nonsense")
+            await inbox.until(9)
+            assert [e["data"]["status"] for e in inbox.events[7:9]] == [400, 400]
+            assert inbox.quotes() == [
+                ("snapshot", "AAPL", 1),
+                ("quote", "AAPL", 2),
+                ("snapshot", "MSFT", 1),
+                ("quote", "MSFT", 2),
+            ]
+            cursor = inbox.events[6]["id"]
+
+        await produce(
+            kafka_bootstrap,
+            topics.updates,
+            [g.update_record("MSFT", v) for v in (3, 4)] + [g.update_record("GOOG", 2)],
+        )
+        async with connect(ws_url + "?symbols=MSFT&bars=none&last_event_id=" + cursor) as ws:
+            inbox = Inbox(ws)
+            await inbox.until(3)
+            assert inbox.quotes() == [("quote", "MSFT", 3), ("quote", "MSFT", 4)]
+            assert inbox.events[2]["data"] == {"symbols": ["MSFT"], "outcome": "buffer"}
