@@ -1,0 +1,89 @@
+"""The query API against FerretDB, with documents as the processor stores them."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+
+from tests.helpers import gateway as g
+from tests.helpers.infra import Topics
+
+
+def bar_doc(symbol: str, minute: int, interval: str = "1m") -> dict[str, Any]:
+    start = g.BASE_TIME + dt.timedelta(minutes=minute)
+    return {
+        "_id": f"{symbol}|{interval}|{minute}",
+        "symbol": symbol,
+        "interval": interval,
+        "start": start,
+        "end": start + dt.timedelta(minutes=1),
+        "open": 1.0,
+        "high": 2.0,
+        "low": 0.5,
+        "close": 1.5 + minute,
+        "volume": 10.0,
+        "vwap": 1.2,
+        "trades": 3,
+        "final": True,
+        "version": minute + 1,
+        "received_ns": 1,
+    }
+
+
+async def test_quotes_and_bars(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
+) -> None:
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
+    await mongo.quotes.insert_many([g.quote_doc("AAPL", 4), g.quote_doc("MSFT", 2)])
+    await mongo.bars.insert_many(
+        [bar_doc("AAPL", m) for m in range(10)] + [bar_doc("AAPL", 0, "1s"), bar_doc("MSFT", 0)]
+    )
+    settings = g.settings_for(
+        kafka_bootstrap,
+        mongodb_url,
+        db_name,
+        topics.updates,
+        topics.bars,
+        gateway_query_max_bars=50,
+    )
+    async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        one = await http.get("/v1/quotes/AAPL")
+        assert one.status_code == 200
+        assert one.json()["version"] == 4
+        assert "partition" not in one.json()  # processor bookkeeping stays inside
+        many = (await http.get("/v1/quotes", params={"symbols": "MSFT,NOPE,AAPL"})).json()
+        assert [q["symbol"] for q in many["quotes"]] == ["MSFT", "AAPL"]
+        assert many["missing"] == ["NOPE"]
+
+        bars = (await http.get("/v1/bars/AAPL")).json()
+        assert [b["close"] for b in bars["bars"]] == [1.5 + m for m in range(10)]
+        latest = (await http.get("/v1/bars/AAPL", params={"limit": 3})).json()["bars"]
+        assert [b["close"] for b in latest] == [8.5, 9.5, 10.5]
+        window = await http.get(
+            "/v1/bars/AAPL",
+            params={"from": "2026-11-27T14:32:00Z", "to": "2026-11-27T14:35:00+00:00", "limit": 2},
+        )
+        assert [b["start"] for b in window.json()["bars"]] == [
+            "2026-11-27T14:32:00Z",
+            "2026-11-27T14:33:00Z",
+        ]
+        seconds = (await http.get("/v1/bars/AAPL", params={"interval": "1s"})).json()
+        assert len(seconds["bars"]) == 1
+
+        assert (await http.get("/v1/quotes/NOPE")).status_code == 404
+        assert (await http.get("/v1/bars/NOPE")).json()["bars"] == []
+        for path, params in [
+            ("/v1/quotes/bad%20symbol", {}),
+            ("/v1/quotes", {}),
+            ("/v1/quotes", {"symbols": ","}),
+            ("/v1/quotes", {"symbols": ",".join(f"S{i}" for i in range(201))}),
+            ("/v1/bars/AAPL", {"interval": "1x"}),
+            ("/v1/bars/AAPL", {"from": "yesterday"}),
+            ("/v1/bars/AAPL", {"limit": 0}),
+            ("/v1/bars/AAPL", {"limit": 51}),
+            ("/v1/bars/AAPL", {"from": "2026-11-27T15:00:00Z", "to": "2026-11-27T14:00:00Z"}),
+        ]:
+            response = await http.get(path, params=params)
+            assert response.status_code == 422, (path, params, response.text)
