@@ -1,11 +1,13 @@
 """Gateway SSE fan-out against Centrifugo v6: `python -m bench.gateway`.
 
-For each connection count N (1k, 5k, 10k), back to back for the two servers:
+For each connection count N (1k, 5k, 10k), back to back for the two servers, three
+trials each (alternating), figures reported per trial and as medians:
   1. fresh ticker.updates/ticker.bars topics; one seed update per symbol;
   2. start the server (tickwire gateway, or Centrifugo with its Kafka consumer reading
      the same topic), connect N SSE clients (the Go load generator), each watching 20
      of 500 symbols, every symbol watched by the same number of clients;
-  3. warm up until updates flow, then feed a fixed rate of updates for a fixed time;
+  3. warm up until updates flow, then feed a fixed rate of updates (default 50/s,
+     round-robin over the symbols) for a fixed time (default 20 s, then 2 s to drain);
   4. measure server CPU (psutil, process tree) per delivered update, p50/p99 delivery
      latency (client receive wall clock - received_ns stamped by the feeder, so the
      Kafka hop is inside, equally for both), server RSS growth per connection, and the
@@ -22,6 +24,7 @@ import contextlib
 import os
 import resource
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,6 +61,7 @@ class Plan:
     drain_s: float
     servers: tuple[str, ...]
     flush_ms: int | None
+    repeats: int
 
 
 @dataclass(frozen=True)
@@ -357,8 +361,38 @@ async def feeder_ceiling(infra: Infra, count: int) -> dict[str, Any]:
     }
 
 
-def summary(runs: dict[int, dict[str, Any]]) -> dict[str, Any]:
-    return {str(n): run for n, run in sorted(runs.items())}
+MEDIAN_OF = (
+    "server_cpu_s_per_million",
+    "server_cores",
+    "delivered_per_s",
+    "delivered_fraction",
+    "rss_per_connection_kib",
+    "loadgen_cores",
+    "loadgen_cpu_s_per_million",
+)
+
+
+def median_of(trials: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Each figure's median over the trials that finished (figure by figure)."""
+    done = [t for t in trials if "failed" not in t]
+    if not done:
+        return None
+    out: dict[str, Any] = {"trials": len(done)}
+    for key in MEDIAN_OF:
+        values = [float(t[key]) for t in done if t.get(key) is not None]
+        out[key] = round(statistics.median(values), 3) if values else None
+    out["latency_ms"] = {
+        q: round(statistics.median(float(t["latency_ms"][q]) for t in done), 3)
+        for q in ("p50", "p90", "p99", "max")
+    }
+    return out
+
+
+def summary(runs: dict[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    return {
+        str(n): {"median": median_of(trials), "trials": trials}
+        for n, trials in sorted(runs.items())
+    }
 
 
 def ratio(peer: dict[str, Any] | None, ours: dict[str, Any] | None, key: str) -> float | None:
@@ -371,66 +405,98 @@ def ratio(peer: dict[str, Any] | None, ours: dict[str, Any] | None, key: str) ->
     return round(float(theirs) / float(mine), 3)
 
 
+def ratios(ours: dict[str, Any] | None, peer: dict[str, Any] | None) -> dict[str, Any]:
+    """CPU-per-update and p99 ratios (Centrifugo / tickwire) of two median blocks."""
+    return {
+        "cpu_per_update": ratio(peer, ours, "server_cpu_s_per_million"),
+        "p99": ratio(peer and peer["latency_ms"], ours and ours["latency_ms"], "p99"),
+        "p50": ratio(peer and peer["latency_ms"], ours and ours["latency_ms"], "p50"),
+        "rss_per_connection": ratio(peer, ours, "rss_per_connection_kib"),
+    }
+
+
+def default_flush_ms() -> float | None:
+    """The gateway's own default coalescing window, for the record."""
+    try:
+        from tickwire.gateway.settings import GatewaySettings
+    except ImportError:
+        return None
+    default = GatewaySettings.model_fields["gateway_flush_ms"].default
+    return float(default) if isinstance(default, int | float) else None
+
+
 async def bench(plan: Plan, write: bool) -> dict[str, Any]:
     raise_file_limit()
     lg_binary = loadgen.build()
     if "centrifugo" in plan.servers:
         centrifugo_install.build()
-    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in plan.servers}
+    results: dict[str, dict[int, list[dict[str, Any]]]] = {n: {} for n in plan.servers}
     with infrastructure() as infra, tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         workdir = Path(tmp)
         ceiling = await feeder_ceiling(infra, 50_000)
         print(f"[bench] feeder ceiling: {ceiling}", flush=True)
         for clients in plan.clients:
-            for name in plan.servers:
-                print(f"[bench] {name} with {clients} connections...", flush=True)
-                try:
-                    run = await run_one(name, clients, plan, infra, lg_binary, workdir)
-                except Exception as exc:  # one failed run must not hide the others
-                    run = {"clients": clients, "failed": f"{type(exc).__name__}: {exc}"[:2000]}
-                results[name][clients] = run
-                print(f"[bench]   {run}", flush=True)
-    top = max(plan.clients)
-    ours = results.get("tickwire", {}).get(top)
-    peer = results.get("centrifugo", {}).get(top)
-    cpu_ratio = ratio(peer, ours, "server_cpu_s_per_million")
-    p99_ratio = ratio(peer and peer.get("latency_ms"), ours and ours.get("latency_ms"), "p99")
+            for trial in range(plan.repeats):
+                for name in plan.servers:
+                    print(f"[bench] {name}, {clients} connections, trial {trial + 1}", flush=True)
+                    try:
+                        run = await run_one(name, clients, plan, infra, lg_binary, workdir)
+                    except Exception as exc:  # one failed run must not hide the others
+                        run = {"clients": clients, "failed": f"{type(exc).__name__}: {exc}"[:2000]}
+                    results[name].setdefault(clients, []).append(run)
+                    print(f"[bench]   {run}", flush=True)
+    ours = summary(results.get("tickwire", {}))
+    peer = summary(results.get("centrifugo", {}))
+    by_n = {
+        str(n): ratios(ours.get(str(n), {}).get("median"), peer.get(str(n), {}).get("median"))
+        for n in plan.clients
+    }
+    top = str(max(plan.clients))
     doc: dict[str, Any] = {
-        "ours": {"name": "tickwire gateway", "runs": summary(results.get("tickwire", {}))},
+        "ours": {"name": "tickwire gateway", "runs": ours},
         "peer": {
             "name": f"Centrifugo {centrifugo_install.VERSION}",
             "transport": "uni_sse",
             "feed": "its Kafka consumer (publication data mode) on the same topic",
-            "runs": summary(results.get("centrifugo", {})),
+            "runs": peer,
         },
-        "p99_ratio": p99_ratio,
+        "p99_ratio": by_n[top]["p99"],
+        "ratios_by_connections": by_n,
         "setup": {
             "connections": list(plan.clients),
+            "trials_per_server_and_count": plan.repeats,
+            "order": "per connection count: tickwire, Centrifugo, tickwire, ... back to back",
             "symbols": plan.symbols,
             "symbols_per_client": plan.per_client,
             "updates_per_s": plan.rate,
             "measured_seconds": plan.seconds,
             "drain_seconds": plan.drain_s,
-            "gateway_flush_ms": plan.flush_ms,
-            "latency": "client receive wall clock - received_ns stamped at produce time",
+            "gateway_flush_ms": plan.flush_ms if plan.flush_ms is not None else default_flush_ms(),
+            "latency": "client receive wall clock - received_ns stamped by the feeder when it "
+            "builds the batch (so the Kafka hop is included, the same for both)",
+            "cpu": "user+system seconds of the server process tree over the measured window "
+            "(feed + drain), divided by the updates delivered in it",
             "feeder_ceiling": ceiling,
         },
     }
     if write:
+        cpu_ratio = by_n[top]["cpu_per_update"]
         common.write_result(
             "gateway",
             ours=doc["ours"],
             peer=doc["peer"],
-            ratio=cpu_ratio or 0.0,
+            ratio=cpu_ratio if cpu_ratio is not None else 0.0,
             ratio_meaning=(
-                f"Centrifugo server CPU per delivered update / tickwire gateway CPU per "
-                f"delivered update at {top} SSE connections (above 1: tickwire is cheaper); "
-                "p99_ratio = Centrifugo p99 / tickwire p99 delivery latency"
+                ("NOT MEASURED (a run failed, see runs): " if cpu_ratio is None else "")
+                + "Centrifugo server CPU per delivered update / tickwire gateway CPU per "
+                f"delivered update at {top} SSE connections, medians of the trials (above 1: "
+                "tickwire is cheaper); p99_ratio = Centrifugo p99 / tickwire p99 delivery "
+                "latency (above 1: tickwire is faster)"
             ),
             versions_=common.versions(
                 "aiokafka", "uvicorn", "fastapi", "msgspec", extra={"centrifugo": "v6.9.1"}
             ),
-            extra={k: doc[k] for k in ("p99_ratio", "setup")},
+            extra={k: doc[k] for k in ("p99_ratio", "ratios_by_connections", "setup")},
         )
     return doc
 
@@ -441,10 +507,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--servers", default="tickwire,centrifugo")
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--per-client", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=250.0, help="updates per second")
+    parser.add_argument("--rate", type=float, default=50.0, help="updates per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--drain", type=float, default=2.0)
-    parser.add_argument("--flush-ms", type=int, default=None)
+    parser.add_argument("--flush-ms", type=int, default=None, help="gateway default if unset")
+    parser.add_argument("--repeats", type=int, default=3, help="trials per server and count")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
     plan = Plan(
@@ -456,6 +523,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         drain_s=args.drain,
         servers=tuple(args.servers.split(",")),
         flush_ms=args.flush_ms,
+        repeats=args.repeats,
     )
     doc = asyncio.run(bench(plan, write=not args.no_write))
     if args.no_write:
