@@ -60,6 +60,13 @@ bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6
 bench-e2e: install ## End to end (ingest accept -> SSE write) vs two plain aiokafka hops
 	$(BIN)/python -m bench.e2e
 
+.PHONY: browser
+browser: ## Install Debian's chromium for the dashboard's browser test (only when missing)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; \
+	fi
+
 .PHONY: lint
 lint: install ## ruff (lint + format check) and mypy --strict
 	$(BIN)/ruff check .

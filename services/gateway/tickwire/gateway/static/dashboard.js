@@ -1,0 +1,158 @@
+// tickwire dashboard: EventSource for live state, /v1/bars for chart history.
+// No build step, no third-party code. Query string: ?symbols=AAPL,MSFT (default: all).
+"use strict";
+
+const params = new URLSearchParams(location.search);
+const symbols = params.get("symbols") || "*";
+const state = new Map();      // symbol -> latest TickerState (versions only grow)
+const rows = new Map();       // symbol -> <tr>
+const chart = { symbol: null, bars: new Map() };  // start -> bar
+const log = [];               // [symbol, version] applied, for tests and debugging
+let lastEventId = "";
+let opened = 0;
+let source = null;
+let retryTimer = null;
+window.tickwire = { state, log, chart, reconnects: () => Math.max(0, opened - 1) };
+
+const fmt = (v, digits = 2) => (v === undefined || v === null ? "" : Number(v).toFixed(digits));
+
+function setConnection(kind, text) {
+  const el = document.getElementById("connection");
+  el.dataset.state = kind;
+  document.getElementById("connection-text").textContent = text;
+  document.getElementById("reconnects").textContent = String(Math.max(0, opened - 1));
+}
+
+function row(symbol) {
+  let tr = rows.get(symbol);
+  if (tr) return tr;
+  tr = document.createElement("tr");
+  tr.id = "row-" + symbol;
+  for (const name of ["symbol", "last", "change", "change_pct", "bid", "ask", "volume"]) {
+    const td = document.createElement("td");
+    td.className = name;
+    tr.appendChild(td);
+  }
+  tr.firstChild.textContent = symbol;
+  tr.addEventListener("click", () => selectSymbol(symbol));
+  const body = document.querySelector("#tickers tbody");
+  const after = [...rows.keys()].sort().find((s) => s > symbol);
+  body.insertBefore(tr, after ? rows.get(after) : null);
+  rows.set(symbol, tr);
+  if (!chart.symbol) selectSymbol(symbol);
+  return tr;
+}
+
+function applyState(s, flash) {
+  const held = state.get(s.symbol);
+  if (held && s.version <= held.version) return;  // stale or repeated: drop
+  state.set(s.symbol, s);
+  log.push([s.symbol, s.version]);
+  const tr = row(s.symbol);
+  const cells = tr.children;
+  cells[1].textContent = fmt(s.last);
+  cells[2].textContent = fmt(s.change);
+  cells[3].textContent = s.change_pct === undefined ? "" : fmt(s.change_pct) + "%";
+  cells[4].textContent = fmt(s.bid);
+  cells[5].textContent = fmt(s.ask);
+  cells[6].textContent = fmt(s.volume, 0);
+  for (const i of [2, 3]) {
+    cells[i].className = cells[i].className.replace(/ (pos|neg)/, "") +
+      ((s.change || 0) >= 0 ? " pos" : " neg");
+  }
+  tr.dataset.version = String(s.version);
+  if (flash && held && s.last !== undefined && held.last !== undefined && s.last !== held.last) {
+    tr.classList.remove("flash-up", "flash-down");
+    void tr.offsetWidth;  // restart the animation
+    tr.classList.add(s.last > held.last ? "flash-up" : "flash-down");
+  }
+}
+
+function applyBar(bar) {
+  if (bar.symbol !== chart.symbol || bar.interval !== "1m") return;
+  const held = chart.bars.get(bar.start);
+  if (held && held.version >= bar.version) return;
+  chart.bars.set(bar.start, bar);
+  drawChart();
+}
+
+async function selectSymbol(symbol) {
+  chart.symbol = symbol;
+  chart.bars = new Map();
+  document.getElementById("chart-symbol").textContent = symbol;
+  for (const [s, tr] of rows) tr.classList.toggle("selected", s === symbol);
+  drawChart();
+  try {
+    const response = await fetch(`/v1/bars/${encodeURIComponent(symbol)}?interval=1m&limit=120`,
+                                 { credentials: "same-origin" });
+    if (!response.ok || chart.symbol !== symbol) return;
+    for (const bar of (await response.json()).bars) {
+      const held = chart.bars.get(bar.start);
+      if (!held || held.version < bar.version) chart.bars.set(bar.start, bar);
+    }
+    drawChart();
+  } catch (err) {
+    console.warn("bars history", err);
+  }
+}
+
+function drawChart() {
+  const canvas = document.getElementById("chart");
+  const ctx = canvas.getContext("2d");
+  const bars = [...chart.bars.values()].sort((a, b) => (a.start < b.start ? -1 : 1)).slice(-120);
+  canvas.dataset.bars = String(bars.length);
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  if (!bars.length) return;
+  const lo = Math.min(...bars.map((b) => b.low));
+  const hi = Math.max(...bars.map((b) => b.high));
+  const pad = 12;
+  const span = hi - lo || 1;
+  const y = (v) => pad + (canvas.height - 2 * pad) * (1 - (v - lo) / span);
+  const step = (canvas.width - 2 * pad) / Math.max(bars.length, 20);
+  bars.forEach((b, i) => {
+    const x = pad + i * step + step / 2;
+    ctx.strokeStyle = ctx.fillStyle = b.close >= b.open ? "#2ecc71" : "#e74c3c";
+    ctx.beginPath();
+    ctx.moveTo(x, y(b.high));
+    ctx.lineTo(x, y(b.low));
+    ctx.stroke();
+    const top = y(Math.max(b.open, b.close));
+    ctx.fillRect(x - step * 0.35, top, step * 0.7, Math.max(1, y(Math.min(b.open, b.close)) - top));
+  });
+  ctx.fillStyle = "#8a94a6";
+  ctx.fillText(fmt(hi), 2, pad);
+  ctx.fillText(fmt(lo), 2, canvas.height - 2);
+}
+
+function connect() {
+  clearTimeout(retryTimer);
+  let url = `/v1/stream?symbols=${encodeURIComponent(symbols)}&bars=1m`;
+  // the browser resends Last-Event-ID by itself on its own reconnects; after a
+  // connection it gave up on, we reconnect and pass the cursor in the query
+  if (lastEventId) url += `&last_event_id=${encodeURIComponent(lastEventId)}`;
+  source = new EventSource(url, { withCredentials: true });
+  source.onopen = () => {
+    opened += 1;
+    setConnection("live", "live");
+  };
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) {
+      setConnection("down", "disconnected, retrying");
+      retryTimer = setTimeout(connect, 2000);
+    } else {
+      setConnection("connecting", "reconnecting");
+    }
+  };
+  const track = (handler) => (event) => {
+    if (event.lastEventId) lastEventId = event.lastEventId;
+    handler(JSON.parse(event.data));
+  };
+  source.addEventListener("snapshot", track((s) => applyState(s, false)));
+  source.addEventListener("quote", track((s) => applyState(s, true)));
+  source.addEventListener("bar", track(applyBar));
+  source.addEventListener("reset", track(() => {
+    state.clear();  // fresh snapshots follow; versions start over from them
+  }));
+}
+
+connect();

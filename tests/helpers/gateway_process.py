@@ -1,0 +1,51 @@
+"""The gateway as a real child process (python -m tickwire.gateway), killable and
+restartable on the same port, for the browser test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+
+class GatewayProcess:
+    """One gateway process at a time on a fixed port; `kill` drops every connection."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env = {**os.environ, **env, "TICKWIRE_HOST": "127.0.0.1", "TICKWIRE_PORT": str(port)}
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until /readyz answers 200."""
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tickwire.gateway"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        async with httpx.AsyncClient(base_url=self.url) as client:
+            for _ in range(int(timeout / 0.1)):
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"gateway exited; see {self.log}")
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        raise TimeoutError(f"gateway not ready; see {self.log}")
+
+    def kill(self) -> None:
+        """SIGKILL: the server vanishes mid-stream, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
