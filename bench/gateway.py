@@ -62,6 +62,7 @@ class Plan:
     servers: tuple[str, ...]
     flush_ms: int | None
     repeats: int
+    gateway_rev: str
 
 
 @dataclass(frozen=True)
@@ -142,11 +143,39 @@ def launch(
     return server
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def export_gateway(rev: str, into: Path) -> str:
+    """Check the committed gateway (and libs) of rev out into `into`, so the benchmark
+    runs what is committed, whatever the shared working tree holds; returns the commit."""
+    commit = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    into.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", commit, "libs", "services/gateway"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return commit
+
+
 def start_tickwire(infra: Infra, updates: str, bars: str, plan: Plan, workdir: Path) -> Server:
-    """The tickwire gateway on fresh topics and a fresh database, anonymous mode."""
+    """The tickwire gateway (as exported to workdir/src) on fresh topics and a fresh
+    database, anonymous mode."""
     port = free_port()
+    src = workdir / "src"
     env = {
         **os.environ,
+        # ahead of the editable install's paths: the exported commit wins
+        "PYTHONPATH": f"{src / 'services' / 'gateway'}{os.pathsep}{src / 'libs'}",
         "TICKWIRE_HOST": "127.0.0.1",
         "TICKWIRE_PORT": str(port),
         "TICKWIRE_KAFKA_BOOTSTRAP": infra.bootstrap,
@@ -433,6 +462,8 @@ async def bench(plan: Plan, write: bool) -> dict[str, Any]:
     results: dict[str, dict[int, list[dict[str, Any]]]] = {n: {} for n in plan.servers}
     with infrastructure() as infra, tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         workdir = Path(tmp)
+        gateway_commit = export_gateway(plan.gateway_rev, workdir / "src")
+        print(f"[bench] tickwire gateway from commit {gateway_commit}", flush=True)
         ceiling = await feeder_ceiling(infra, 50_000)
         print(f"[bench] feeder ceiling: {ceiling}", flush=True)
         for clients in plan.clients:
@@ -453,7 +484,7 @@ async def bench(plan: Plan, write: bool) -> dict[str, Any]:
     }
     top = str(max(plan.clients))
     doc: dict[str, Any] = {
-        "ours": {"name": "tickwire gateway", "runs": ours},
+        "ours": {"name": "tickwire gateway", "commit": gateway_commit, "runs": ours},
         "peer": {
             "name": f"Centrifugo {centrifugo_install.VERSION}",
             "transport": "uni_sse",
@@ -512,6 +543,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--drain", type=float, default=2.0)
     parser.add_argument("--flush-ms", type=int, default=None, help="gateway default if unset")
     parser.add_argument("--repeats", type=int, default=3, help="trials per server and count")
+    parser.add_argument("--gateway-rev", default="HEAD", help="commit of the gateway to run")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
     plan = Plan(
@@ -524,6 +556,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         servers=tuple(args.servers.split(",")),
         flush_ms=args.flush_ms,
         repeats=args.repeats,
+        gateway_rev=args.gateway_rev,
     )
     doc = asyncio.run(bench(plan, write=not args.no_write))
     if args.no_write:
