@@ -218,3 +218,8 @@ def test_shapes_belong_to_their_endpoint() -> None:
         parse_one(b"{}", BodyKind.NDJSON, LIMITS)
     with pytest.raises(MalformedBody):
         parse_batch(b"[]", BodyKind.CLOUDEVENT, LIMITS)
+
+
+def test_a_time_that_overflows_in_utc_is_refused() -> None:
+    error = refused(trade(time="0001-01-01T00:00:00+01:00"))
+    assert (error.status, error.field) == (422, "time")

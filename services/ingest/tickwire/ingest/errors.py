@@ -5,9 +5,9 @@ TickwireError (tickwire.core.errors)
     ├── MalformedRequest        400 malformed   not JSON / not an array / empty
     ├── Unauthorized            401 unauthorized  no key, or an unknown key
     ├── Forbidden               403 forbidden   the key's scopes do not cover it
-    ├── BodyTooLarge            413 too_large   body or batch over the limit
+    ├── BodyTooLarge            413 too_large   body over the size limit
     ├── UnsupportedMediaType    415 unsupported Content-Type not accepted here
-    ├── InvalidEvents           422 invalid     which field, why
+    ├── InvalidEvents           422 invalid     which field, why (or too many)
     ├── RateLimited             429 rate_limited  (retriable, Retry-After)
     ├── Overloaded              503 overloaded  too much in flight (retriable)
     └── KafkaUnavailable        503 kafka_unavailable  no ack in time (retriable)
@@ -65,7 +65,7 @@ class Forbidden(IngestError):
 
 
 class BodyTooLarge(IngestError):
-    """The body (or the number of events in it) is over the limit."""
+    """The body is over the size limit."""
 
     status, reason = 413, "too_large"
 

@@ -152,10 +152,6 @@ _PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
 _NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]*)`")
 
 
-def _utc(time: dt.datetime) -> dt.datetime:
-    return time if time.tzinfo is dt.UTC else time.astimezone(dt.UTC)
-
-
 def _normalize(decoded: PlainTrade | PlainQuote | CloudTrade | CloudQuote, limits: Limits) -> Event:
     fields: TradeFields | QuoteFields
     id_: str | None = decoded.id
@@ -165,7 +161,7 @@ def _normalize(decoded: PlainTrade | PlainQuote | CloudTrade | CloudQuote, limit
         fields = decoded.data
     else:
         fields = decoded
-    time = _utc(fields.time)
+    time = rules.to_utc(fields.time)
     rules.check_time(time, *limits)
     if isinstance(fields, TradeFields):
         data: wire.TradeData | wire.QuoteData = wire.TradeData(

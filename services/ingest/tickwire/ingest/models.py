@@ -35,7 +35,7 @@ def _check_time(time: dt.datetime, info: ValidationInfo) -> None:
     context: dict[str, Any] = info.context or {}
     now = context.get("now") or dt.datetime.now(dt.UTC)
     skew = context.get("max_future_skew", rules.DEFAULT_MAX_FUTURE_SKEW)
-    rules.check_time(time, now, skew)
+    rules.check_time(rules.to_utc(time), now, skew)
 
 
 class TradeData(BaseModel):

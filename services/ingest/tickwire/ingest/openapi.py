@@ -133,9 +133,12 @@ def responses(single: bool) -> dict[int | str, dict[str, Any]]:
             400: {"model": ErrorBody, "description": "malformed body"},
             401: {"model": ErrorBody, "description": "missing or unknown API key"},
             403: {"model": ErrorBody, "description": "the key's scopes do not cover it"},
-            413: {"model": ErrorBody, "description": "body or batch too large"},
+            413: {"model": ErrorBody, "description": "body larger than the limit"},
             415: {"model": ErrorBody, "description": "unsupported Content-Type"},
-            422: {"model": ErrorBody, "description": "invalid event: which field, why"},
+            422: {
+                "model": ErrorBody,
+                "description": "invalid event (which field, why), or too many in a batch",
+            },
             429: {"model": ErrorBody, "description": "rate limited", "headers": _RETRY_AFTER},
             503: {
                 "model": ErrorBody,

@@ -42,6 +42,16 @@ class RuleError(ValueError):
         self.message = message
 
 
+def to_utc(time: dt.datetime) -> dt.datetime:
+    """The time in UTC; a time that cannot be (e.g. year 1 at +01:00) is refused."""
+    if time.tzinfo is dt.UTC:
+        return time
+    try:
+        return time.astimezone(dt.UTC)
+    except OverflowError:
+        raise RuleError("time", "is out of range in UTC") from None
+
+
 def check_time(time: dt.datetime, now: dt.datetime, max_future_skew: dt.timedelta) -> None:
     """An event may not be stamped further in the future than the allowed clock skew."""
     if time - now > max_future_skew:

@@ -13,7 +13,6 @@ from typing import Any
 from tickwire.ingest import metrics
 from tickwire.ingest.auth import Principal
 from tickwire.ingest.errors import (
-    BodyTooLarge,
     Forbidden,
     IngestError,
     InvalidEvents,
@@ -107,8 +106,10 @@ class IngestService:
         if not entries:
             raise MalformedRequest("the batch is empty")
         if len(entries) > self.settings.ingest_max_batch_events:
-            raise BodyTooLarge(
+            # a schema rule (maxItems), so 422 like any other; 413 is for the body's bytes
+            raise InvalidEvents(
                 f"at most {self.settings.ingest_max_batch_events} events per batch",
+                [ErrorDetail(field=None, message="too many events")],
                 events=len(entries),
             )
         metrics.REQUEST_EVENTS.observe(len(entries))
