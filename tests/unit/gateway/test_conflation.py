@@ -29,7 +29,7 @@ async def test_newer_update_replaces_unsent_older_one_and_moves_last() -> None:
     conn = await make()
     for u in [update("A", 1, 1), update("B", 1, 2), update("A", 2, 3)]:
         conn.offer(u)
-    frames, waiting = conn.take(0, Tally())
+    frames, waiting = conn.rendered(0, Tally())
     assert ids(frames) == ["c2", "c3"]  # the last id covers everything before it
     assert conn.conflated == 1
     assert not waiting
@@ -41,7 +41,7 @@ async def test_backlog_goes_first_and_is_never_conflated() -> None:
     conn.backlog = [b"s1", b"s2"]
     conn.offer(update("A", 1, 1))
     tally = Tally()
-    frames, _ = conn.take(0, tally)
+    frames, _ = conn.rendered(0, tally)
     assert frames[:2] == [b"s1", b"s2"]
     assert tally.events == 1
     assert conn.backlog == []
@@ -61,26 +61,26 @@ async def test_bars_conflate_per_interval_and_unwanted_intervals_are_ignored() -
     conn.offer(update("A", 2, 2, interval="1m"))
     conn.offer(update("A", 3, 3, interval="1s"))  # not subscribed
     conn.offer(update("A", 4, 4))
-    frames, _ = conn.take(0, Tally())
+    frames, _ = conn.rendered(0, Tally())
     assert ids(frames) == ["c2", "c4"]
 
 
 async def test_rate_limit_holds_the_head_and_everything_behind_it() -> None:
     conn = await make(max_rate=1.0)
     conn.offer(update("A", 1, 1))
-    frames, waiting = conn.take(10**9, Tally())
+    frames, waiting = conn.rendered(10**9, Tally())
     assert ids(frames) == ["c1"]
     assert not waiting
     conn.offer(update("A", 2, 2))
     conn.offer(update("B", 1, 3))
-    frames, waiting = conn.take(10**9 + 10**8, Tally())  # 0.1 s later: A must wait
+    frames, waiting = conn.rendered(10**9 + 10**8, Tally())  # 0.1 s later: A must wait
     assert frames == []
     assert waiting
     conn.offer(update("A", 3, 4))  # replaces A2 and moves behind B
-    frames, waiting = conn.take(10**9 + 2 * 10**8, Tally())
+    frames, waiting = conn.rendered(10**9 + 2 * 10**8, Tally())
     assert ids(frames) == ["c3"]
     assert waiting
-    frames, waiting = conn.take(2 * 10**9 + 10**8, Tally())
+    frames, waiting = conn.rendered(2 * 10**9 + 10**8, Tally())
     assert ids(frames) == ["c4"]
     assert not waiting
 
@@ -90,7 +90,7 @@ async def test_skip_holds_back_updates_below_a_cursor_ahead_of_this_instance() -
     conn.skip = {0: 5}
     conn.offer(update("A", 1, 4))
     conn.offer(update("B", 1, 5))
-    frames, _ = conn.take(0, Tally())
+    frames, _ = conn.rendered(0, Tally())
     assert ids(frames) == ["c5"]
 
 

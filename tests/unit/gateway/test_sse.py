@@ -37,3 +37,13 @@ def test_comment_and_retry() -> None:
 
 def test_chunk_framing() -> None:
     assert b"".join(sse.chunk(b"x" * 26)) == b"1a\r\n" + b"x" * 26 + b"\r\n"
+
+
+def test_an_update_carries_its_frame_as_a_ready_http_chunk() -> None:
+    from tickwire.gateway.updates import QUOTE, Parsed, Update
+
+    value = b'{"symbol":"A","version":3}'
+    update = Update(Parsed(QUOTE, "A", "A", "", 3, 0), 0, 9, 1, "CUR", value)
+    assert update.frame == sse.frame(b"quote", b"CUR", value)
+    assert update.chunk == b"".join(sse.chunk(update.frame))
+    assert update.ws == b'{"event":"quote","id":"CUR","data":' + value + b"}"

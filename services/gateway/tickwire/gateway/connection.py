@@ -98,29 +98,39 @@ class Connection:
             del self.pending[key]
 
     # -- draining
-    def take(self, now_ns: int, tally: Tally) -> tuple[list[bytes], bool]:
-        """The frames to write now, and whether some must wait (rate limit)."""
+    def take(self, now_ns: int, tally: Tally) -> tuple[list[bytes], list[Update], bool]:
+        """What to write now: the backlog, the live updates in cursor order, and whether
+        some updates must wait (rate limit)."""
         frames = self.backlog
         self.backlog = []
-        if not self.pending:
-            return frames, False
+        pending = self.pending
+        if not pending:
+            return frames, [], False
+        written = tally.written
         if not self.min_gap_ns:
-            for update in self.pending.values():
-                frames.append(self.render(update))
-                tally.written[id(update)] = update
-            tally.events += len(self.pending)
-            self.pending.clear()
-            return frames, False
+            updates = list(pending.values())
+            pending.clear()
+            for update in updates:
+                written[id(update)] = update
+            tally.events += len(updates)
+            return frames, updates, False
+        updates = []
         waiting = False
-        for key, update in list(self.pending.items()):
+        for key, update in list(pending.items()):
             if now_ns - self.last_sent.get(key, 0) < self.min_gap_ns:
                 waiting = True
                 break
-            frames.append(self.render(update))
-            tally.written[id(update)] = update
-            tally.events += 1
+            updates.append(update)
+            written[id(update)] = update
             self.last_sent[key] = now_ns
-            del self.pending[key]
+            del pending[key]
+        tally.events += len(updates)
+        return frames, updates, waiting
+
+    def rendered(self, now_ns: int, tally: Tally) -> tuple[list[bytes], bool]:
+        """`take`, with every update rendered for this transport."""
+        frames, updates, waiting = self.take(now_ns, tally)
+        frames.extend(self.render(u) for u in updates)
         return frames, waiting
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
@@ -161,11 +171,17 @@ class TransportConnection(Connection):
                 self.stalled_since = now
             return True
         self.stalled_since = None
-        frames, waiting = self.take(now_ns, tally)
-        if frames:
-            payload = b"".join(frames)
-            tally.bytes += len(payload)
-            self.sock.writelines(sse.chunk(payload))
+        frames, updates, waiting = self.take(now_ns, tally)
+        if updates and not frames and len(updates) == 1:
+            chunk = updates[0].chunk  # the common case: shared bytes, no copy at all
+            tally.bytes += len(chunk)
+            self.sock.write(chunk)
+            return waiting
+        pieces = sse.chunk(b"".join(frames)) if frames else []
+        pieces.extend(u.chunk for u in updates)
+        if pieces:
+            tally.bytes += sum(map(len, pieces))
+            self.sock.writelines(pieces)
         return waiting
 
     def cut(self, reason: str) -> None:
@@ -201,7 +217,7 @@ class QueuedConnection(Connection):
         while not self.closed:
             await self.wake.wait()
             self.wake.clear()
-            frames, _ = self.take(time.monotonic_ns(), tally())
+            frames, _ = self.rendered(time.monotonic_ns(), tally())
             if not frames:
                 continue
             self.stalled_since = time.monotonic()

@@ -36,7 +36,7 @@ class GatewaySettings(CommonSettings):
         5.0, ge=0, le=1000, description="write-coalescing window per connection (latency budget)"
     )
     gateway_buffer_per_partition: int = Field(
-        20_000, ge=1, description="recent updates kept per partition for resumes"
+        10_000, ge=1, description="recent updates kept per partition for resumes"
     )
     gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
     gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")

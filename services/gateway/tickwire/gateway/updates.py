@@ -1,8 +1,9 @@
 """What the gateway keeps of each Kafka record, and the bounded buffer per partition.
 
 An `Update` is one accepted record of ticker.updates (`quote`) or ticker.bars (`bar`):
-its SSE frame is encoded once, at arrival, and shared by every subscriber; the
-WebSocket form is built the first time a WebSocket client needs it.
+its SSE frame is encoded once, at arrival, already wrapped as an HTTP/1.1 chunk, and
+those same bytes are written to every subscriber's socket. The bare SSE frame and the
+WebSocket form are derived the first time a connection needs them.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ class Update:
 
     __slots__ = (
         "_ws",
+        "chunk",
         "cursor",
-        "frame",
         "interval",
         "key",
         "kind",
@@ -97,8 +98,14 @@ class Update:
         self.seq = seq
         self.cursor = cursor
         self.value = value
-        self.frame = sse.frame(parsed.kind.encode(), cursor.encode(), value)
+        frame = sse.frame(parsed.kind.encode(), cursor.encode(), value)
+        self.chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
         self._ws: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        """The bare SSE event (for writers that do not chunk themselves)."""
+        return self.chunk[self.chunk.index(b"\r\n") + 2 : -2]
 
     @property
     def ws(self) -> bytes:
