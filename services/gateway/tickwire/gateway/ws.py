@@ -85,8 +85,9 @@ async def websocket_stream(websocket: WebSocket) -> None:
         metrics.CONNECTIONS.labels("websocket").dec()
         if not conn.closed:
             conn.cut("client")
-        with contextlib.suppress(RuntimeError):
-            await websocket.close()
+        # a client that stopped reading never makes room for the close frame
+        with contextlib.suppress(RuntimeError, TimeoutError, WebSocketDisconnect):
+            await asyncio.wait_for(websocket.close(), 1.0)
 
 
 class _Session:
