@@ -1,0 +1,168 @@
+"""The hot path's msgspec structs and the documented pydantic models must accept and
+refuse exactly the same inputs (the rules are written once, in rules.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import orjson
+import pydantic
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from tickwire.events import types
+from tickwire.ingest import models
+from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
+
+NOW = dt.datetime(2026, 3, 2, 14, 30, tzinfo=dt.UTC)
+SKEW = dt.timedelta(seconds=5)
+PLAIN = pydantic.TypeAdapter(models.PlainEvent)
+CLOUD = pydantic.TypeAdapter(models.CloudEvent)
+
+
+def mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Valid values seven times in eight, so both answers are common."""
+    return st.integers(0, 7).flatmap(lambda n: edge if n == 0 else valid)
+
+
+symbols = mostly(
+    st.from_regex(r"\A[A-Z0-9][A-Z0-9._/-]{0,23}\Z"),
+    st.sampled_from(["A" * 25, "aapl", "", ".A", "AAPL\n", "AA PL", "ÅPL", "A\u0000", "-X"]),
+)
+numbers = mostly(
+    st.one_of(st.floats(min_value=1e-6, max_value=1e6), st.integers(1, 10**6)),
+    st.one_of(
+        st.sampled_from([0, 0.0, -0.0, -1, 1e15, 1e15 + 1, 5e-324, True, "1", None]),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.integers(min_value=-(10**16), max_value=10**16),
+    ),
+)
+times = mostly(
+    st.sampled_from(
+        [
+            "2026-03-02T14:29:59Z",
+            "2026-03-02T14:29:59.123456Z",
+            "2026-03-02T16:29:59+02:00",
+            "2026-03-02T14:30:04Z",
+            "2020-01-01T00:00:00.5-05:00",
+        ]
+    ),
+    st.sampled_from(
+        [
+            "2026-03-02T14:30:06Z",
+            "2026-03-02T14:29:59",
+            "2026-03-02",
+            "0001-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59Z",
+            "not a time",
+            1700000000,
+            None,
+        ]
+    ),
+)
+texts = mostly(
+    st.from_regex(r"\A[A-Za-z0-9._-]{1,20}\Z"),
+    st.one_of(
+        st.none(),
+        st.sampled_from(["", "a b", "é", "~" * 65, "k" * 129, "x\n"]),
+        st.text(max_size=10),
+    ),
+)
+
+
+@st.composite
+def trades(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "type": draw(st.sampled_from(["trade", "trade", "trade", "quote", "x"])),
+        "symbol": draw(symbols),
+        "price": draw(numbers),
+        "size": draw(numbers),
+        "time": draw(times),
+    }
+    for field in ("venue", "trade_id", "id", "source"):
+        if draw(st.booleans()):
+            doc[field] = draw(texts)
+    if draw(st.integers(0, 19)) == 0:
+        doc.pop(draw(st.sampled_from(sorted(doc))))
+    if draw(st.integers(0, 19)) == 0:
+        doc["extra"] = 1
+    return doc
+
+
+@st.composite
+def quotes(draw: st.DrawFn) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "type": "quote",
+        "symbol": draw(symbols),
+        "bid": draw(numbers),
+        "bid_size": draw(numbers),
+        "ask": draw(numbers),
+        "ask_size": draw(numbers),
+        "time": draw(times),
+    }
+    if draw(st.booleans()):
+        doc["id"] = draw(texts)
+    return doc
+
+
+def hot_path_accepts(doc: Any, kind: BodyKind) -> bool:
+    try:
+        parse_one(orjson.dumps(doc), kind, (NOW, SKEW))
+    except (EntryError, MalformedBody):
+        return False
+    return True
+
+
+def models_accept(doc: Any, adapter: pydantic.TypeAdapter[Any]) -> bool:
+    try:
+        adapter.validate_json(orjson.dumps(doc), context={"now": NOW, "max_future_skew": SKEW})
+    except pydantic.ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(trades(), quotes()))
+def test_plain_events_agree(doc: dict[str, Any]) -> None:
+    accepted = hot_path_accepts(doc, BodyKind.JSON)
+    event(f"accepted={accepted}")
+    assert accepted == models_accept(doc, PLAIN), doc
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(trades(), quotes()),
+    st.sampled_from([types.TRADE, types.QUOTE]),
+    st.one_of(st.none(), symbols),
+    st.sampled_from(["1.0", "1.0", "0.3"]),
+    st.integers(0, 4).map(bool),
+)
+def test_cloudevents_agree(
+    data: dict[str, Any], type_: str, subject: str | None, spec: str, matching: bool
+) -> None:
+    kind = data.pop("type", None)
+    doc: dict[str, Any] = {
+        "specversion": spec,
+        "id": "e-1",
+        "source": "/feeds/a",
+        "type": {"trade": types.TRADE, "quote": types.QUOTE}.get(kind or "", "io.other")
+        if matching
+        else type_,
+        "data": data,
+        "comexampleextension": 1,
+    }
+    if subject is not None:
+        doc["subject"] = subject
+    accepted = hot_path_accepts(doc, BodyKind.CLOUDEVENT)
+    event(f"accepted={accepted}")
+    assert accepted == models_accept(doc, CLOUD), doc
+
+
+def test_examples_in_the_docs_are_valid() -> None:
+    for model in (models.Trade, models.Quote, models.CloudTrade):
+        for example in model.model_config.get("json_schema_extra", {}).get("examples", []):  # type: ignore[union-attr]
+            assert hot_path_accepts(
+                example, BodyKind.CLOUDEVENT if "specversion" in example else BodyKind.JSON
+            )
+            assert models_accept(example, CLOUD if "specversion" in example else PLAIN)
