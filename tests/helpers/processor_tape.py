@@ -13,6 +13,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from tickwire.events import headers as h
 from tickwire.events import types
 from tickwire.events.wire import ENCODER, QuoteData, TradeData
+from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
+from tickwire.kafka.clients import make_producer
 
 RawRecord = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
 START = dt.datetime(2026, 11, 27, 14, 30, 0, tzinfo=dt.UTC)
@@ -139,3 +141,20 @@ def batches(
             batch.setdefault(TopicPartition(r.topic, r.partition), []).append(r)
         out.append(batch)
     return out
+
+
+async def produce_tape(
+    bootstrap: str, topic: str, tape: list[RawRecord], chunk: int = 5000
+) -> None:
+    """Write the tape in order (per partition) through the batch API, acks awaited."""
+    producer = make_producer(bootstrap, "tests-tape")
+    await producer.start()
+    try:
+        publisher = BatchPublisher(producer)
+        for i in range(0, len(tape), chunk):
+            await publisher.publish(
+                OutgoingRecord(topic, key, value, headers)
+                for key, value, headers in tape[i : i + chunk]
+            )
+    finally:
+        await producer.stop()

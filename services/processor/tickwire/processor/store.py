@@ -6,7 +6,6 @@ bulk_write per batch, unordered; replaying a batch writes the same documents aga
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -53,7 +52,15 @@ class StateStore:
         self.bars = db[bars]
 
     async def ensure_indexes(self) -> None:
-        """The unique bar key and the lookup of states by partition (idempotent)."""
+        """The unique bar key and the lookup of states by partition (idempotent).
+
+        Indexes that exist are not created again: FerretDB v1 on SQLite can stall when
+        an index is created while another client writes to the same database.
+        """
+        existing = {index["name"] async for index in await self.bars.list_indexes()}
+        existing |= {index["name"] async for index in await self.quotes.list_indexes()}
+        if {"symbol_interval_start", "partition"} <= existing:
+            return
         await self.bars.create_index(
             [("symbol", ASCENDING), ("interval", ASCENDING), ("start", ASCENDING)],
             unique=True,
@@ -89,10 +96,11 @@ class StateStore:
         for change in outcome.forming:
             doc = bar_doc(change, final=False)
             bar_ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-        writes = []
-        if quote_ops:
-            writes.append(self.quotes.bulk_write(quote_ops, ordered=False))
+        # Bars first, states second: a state's offset guard must never get ahead of
+        # the bars it implies, or a crash in between would make a replay skip them.
+        # (One after the other also suits FerretDB on SQLite, a single writer.)
         if bar_ops:
-            writes.append(self.bars.bulk_write(bar_ops, ordered=False))
-        await asyncio.gather(*writes)
+            await self.bars.bulk_write(bar_ops, ordered=False)
+        if quote_ops:
+            await self.quotes.bulk_write(quote_ops, ordered=False)
         return len(quote_ops) + len(bar_ops)
