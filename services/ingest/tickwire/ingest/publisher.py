@@ -25,7 +25,7 @@ import asyncio
 import collections
 import time
 from collections.abc import Sequence
-from functools import lru_cache, partial
+from functools import partial
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
@@ -52,7 +52,6 @@ class OverloadedError(BackpressureError):
     """Too many events are already waiting for Kafka's ack."""
 
 
-@lru_cache(maxsize=65536)
 def partition_for(key: bytes, partitions: int) -> int:
     """The Java client's partition for a key: murmur2, made positive, modulo count."""
     hashed: int = murmur2(key)
@@ -62,13 +61,14 @@ def partition_for(key: bytes, partitions: int) -> int:
 class _Batch:
     """An open or submitted batch for one partition and the requests waiting on it."""
 
-    __slots__ = ("builder", "count", "future", "partition", "waiters")
+    __slots__ = ("builder", "count", "future", "partition", "sealed", "waiters")
 
     def __init__(self, builder: Any, partition: int, future: asyncio.Future[int]) -> None:
         self.builder = builder
         self.partition = partition
         self.count = 0
         self.waiters = 0
+        self.sealed = False  # taken by the drain task (or full): append to a new one
         self.future = future  # the base offset, once acknowledged
 
 
@@ -85,6 +85,8 @@ class Publisher:
         self.inflight = 0
         self.partitions = 0
         self._queues: dict[int, collections.deque[_Batch]] = {}
+        self._open: dict[int, _Batch] = {}
+        self._partition_of: dict[bytes, int] = {}
         self._draining: dict[int, asyncio.Task[None]] = {}
 
     async def start(self) -> None:
@@ -104,12 +106,20 @@ class Publisher:
             raise OverloadedError("too many events waiting for Kafka")
         handles: list[Handle] = []
         touched: set[int] = set()
+        partition_of = self._partition_of
+        open_batches = self._open
         for key, value, headers in records:
-            partition = partition_for(key, self.partitions)
-            batch = self._open_batch(partition)
+            partition = partition_of.get(key)
+            if partition is None:
+                partition = partition_of[key] = partition_for(key, self.partitions)
+                if len(partition_of) > 100_000:
+                    partition_of.clear()  # bounded: symbols are few, this is a safety net
+            batch = open_batches.get(partition)
+            if batch is None or batch.sealed:
+                batch = self._new_batch(partition)
             if batch.builder.append(timestamp=None, key=key, value=value, headers=headers) is None:
-                batch.builder.close()  # full: the record starts the next batch
-                batch = self._open_batch(partition)
+                batch.sealed = True  # full: the record starts the next batch
+                batch = self._new_batch(partition)
                 batch.builder.append(timestamp=None, key=key, value=value, headers=headers)
             handles.append((batch, batch.count))
             batch.count += 1
@@ -140,17 +150,16 @@ class Publisher:
                 out.append(None)
         return out
 
-    def _open_batch(self, partition: int) -> _Batch:
+    def _new_batch(self, partition: int) -> _Batch:
         queue = self._queues.get(partition)
         if queue is None:
             queue = self._queues[partition] = collections.deque()
-        if queue and not queue[-1].builder.closed():
-            return queue[-1]
         batch = _Batch(
             self.producer.create_batch(), partition, asyncio.get_running_loop().create_future()
         )
         batch.future.add_done_callback(partial(self._settled, batch))
         queue.append(batch)
+        self._open[partition] = batch
         return batch
 
     def _settled(self, batch: _Batch, future: asyncio.Future[int]) -> None:
@@ -164,6 +173,7 @@ class Publisher:
         try:
             while queue:
                 batch = queue.popleft()
+                batch.sealed = True
                 batch.builder.close()
                 if batch.waiters == 0:
                     batch.future.set_exception(KafkaUnavailableError("abandoned before send"))

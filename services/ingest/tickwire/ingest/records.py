@@ -16,9 +16,10 @@ from tickwire.ingest.events import Event
 from tickwire.ingest.ids import ulids
 from tickwire.ingest.publisher import Record
 
-_SPECVERSION = types.SPECVERSION.encode()
-_JSON = b"application/json"
-_TYPES = {types.TRADE: types.TRADE.encode(), types.QUOTE: types.QUOTE.encode()}
+# header tuples that are the same for every record, built once
+_SPECVERSION = (h.CE_SPECVERSION, types.SPECVERSION.encode())
+_CONTENT_TYPE = (h.CONTENT_TYPE, b"application/json")
+_TYPES = {t: (h.CE_TYPE, t.encode()) for t in (types.TRADE, types.QUOTE)}
 _encode = wire.ENCODER.encode
 
 
@@ -32,9 +33,9 @@ def build_records(
     """One record per event, and each event's id (assigning ULIDs where missing)."""
     missing = sum(1 for e in events if e.id is None)
     fresh = iter(ulids(missing)) if missing else iter(())
-    received = str(received_ns).encode()
-    source_default = default_source.encode()
-    trace = traceparent.encode() if traceparent else None
+    received = (h.RECEIVED_NS, str(received_ns).encode())
+    source_default = (h.CE_SOURCE, default_source.encode())
+    trace = (h.TRACEPARENT, traceparent.encode()) if traceparent else None
     records: list[Record] = []
     ids: list[str] = []
     for event in events:
@@ -42,17 +43,17 @@ def build_records(
         event_id = event.id if event.id is not None else next(fresh)
         symbol = data.symbol.encode()
         headers = [
-            (h.CE_SPECVERSION, _SPECVERSION),
+            _SPECVERSION,
             (h.CE_ID, event_id.encode()),
-            (h.CE_SOURCE, event.source.encode() if event.source else source_default),
-            (h.CE_TYPE, _TYPES[event.type]),
+            (h.CE_SOURCE, event.source.encode()) if event.source else source_default,
+            _TYPES[event.type],
             (h.CE_SUBJECT, symbol),
             (h.CE_TIME, _encode(data.time)[1:-1]),
-            (h.CONTENT_TYPE, _JSON),
-            (h.RECEIVED_NS, received),
+            _CONTENT_TYPE,
+            received,
         ]
         if trace is not None:
-            headers.append((h.TRACEPARENT, trace))
+            headers.append(trace)
         records.append((symbol, _encode(data), headers))
         ids.append(event_id)
     return records, ids

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from tickwire.events.types import QUOTE, TRADE
 from tickwire.ingest import metrics
 from tickwire.ingest.auth import Principal
 from tickwire.ingest.errors import (
@@ -43,6 +44,7 @@ _BY_STATUS: dict[int, type[IngestError]] = {
 }
 _REASONS = {400: "malformed", 403: "forbidden", 422: "invalid", 503: "kafka_unavailable"}
 _FORBIDDEN = "this key may not publish this event type or symbol"
+_PENDING: dict[str, Any] = {}  # placeholder until every entry has its result
 
 
 class IngestService:
@@ -113,28 +115,33 @@ class IngestService:
                 events=len(entries),
             )
         metrics.REQUEST_EVENTS.observe(len(entries))
-        results: list[dict[str, Any]] = [{} for _ in entries]
+        results: list[dict[str, Any]] = [_PENDING] * len(entries)
+        refused: Counter[int] = Counter()
         valid: list[Event] = []
         positions: list[int] = []
         for index, entry in enumerate(entries):
             if isinstance(entry, EntryError):
                 results[index] = _refusal(index, entry.status, entry.field, entry.message)
+                refused[entry.status] += 1
             elif not principal.may_publish(entry.type, entry.data.symbol):
                 results[index] = _refusal(index, 403, None, _FORBIDDEN)
+                refused[403] += 1
             else:
                 valid.append(entry)
                 positions.append(index)
+        n_accepted = 0
         if valid:
             self._charge(principal, len(valid))
             ids, published = await self._publish(valid, principal, traceparent, received_ns)
-            accepted: Counter[str] = Counter()
+            trades = 0
             for index, event, event_id, placed in zip(
                 positions, valid, ids, published, strict=True
             ):
                 if placed is None:
                     results[index] = _refusal(index, 503, None, "Kafka did not acknowledge in time")
+                    refused[503] += 1
                     continue
-                accepted[event.type] += 1
+                trades += event.type is TRADE
                 results[index] = {
                     "index": index,
                     "status": 202,
@@ -142,12 +149,11 @@ class IngestService:
                     "partition_id": placed.partition,
                     "offset": placed.offset,
                 }
-            for event_type, count in accepted.items():
-                metrics.EVENTS_ACCEPTED.labels(event_type).inc(count)
-        n_accepted = sum(1 for r in results if r["status"] == 202)
+            n_accepted = len(valid) - refused[503]
+            metrics.EVENTS_ACCEPTED.labels(TRADE).inc(trades)
+            metrics.EVENTS_ACCEPTED.labels(QUOTE).inc(n_accepted - trades)
         if n_accepted == 0:
             raise self._nothing_accepted(results)
-        refused = Counter(r["status"] for r in results if r["status"] != 202)
         for status, count in refused.items():
             metrics.EVENTS_REJECTED.labels(_REASONS[status]).inc(count)
         body_out = {
