@@ -39,7 +39,7 @@ run: install ## Run the whole system live: stack, ingest, processor, gateway, si
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install ## Run every test (unit, integration against real Kafka + FerretDB)
+test: install browser ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
