@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from bench import common, loadgen
 from bench.centrifugo import config as centrifugo_config
 from bench.centrifugo import install as centrifugo_install
 from bench.loadgen.feeder import Feeder, FeedStats, subscribers, symbols
-from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.paths import KAFKA_VERSION, cache_dir, default_stack_dir
 from tickwire.devstack.procs import free_port
 from tickwire.devstack.stack import Stack
 from tickwire.kafka.topics import ensure_topics
@@ -63,6 +63,7 @@ class Plan:
     flush_ms: int | None
     repeats: int
     gateway_rev: str
+    stack: str
 
 
 @dataclass(frozen=True)
@@ -352,26 +353,29 @@ async def run_one(
 
 
 @contextlib.contextmanager
-def infrastructure() -> Any:
-    """Kafka and MongoDB from the environment, else the shared stack (started if down,
-    and then stopped again at the end)."""
-    kafka, mongo = (
-        os.environ.get("TICKWIRE_KAFKA_BOOTSTRAP"),
-        os.environ.get("TICKWIRE_MONGODB_URL"),
-    )
+def infrastructure(stack_choice: str) -> Iterator[Infra]:
+    """Kafka and MongoDB: from TICKWIRE_KAFKA_BOOTSTRAP/TICKWIRE_MONGODB_URL when set;
+    else a private stack of the benchmark's own (default: no other engineer's test
+    traffic on its broker, and a wedged shared FerretDB cannot stall the run), stopped
+    at the end; or, with --stack shared, the shared stack (started if it is down)."""
+    kafka = os.environ.get("TICKWIRE_KAFKA_BOOTSTRAP")
+    mongo = os.environ.get("TICKWIRE_MONGODB_URL")
     if kafka and mongo:
         yield Infra(kafka, mongo)
         return
-    stack = Stack(default_stack_dir())
-    info = stack.info()
-    if info is not None and stack.status()["up"]:
-        yield Infra(info.bootstrap_servers, info.mongodb_url)
-        return
+    if stack_choice == "shared":
+        stack = Stack(default_stack_dir())
+        info = stack.info()
+        if info is not None and stack.status()["up"]:
+            yield Infra(info.bootstrap_servers, info.mongodb_url)
+            return
+    else:
+        stack = Stack(cache_dir() / "stack-bench-gateway")
     info = stack.up()
     try:
         yield Infra(info.bootstrap_servers, info.mongodb_url)
     finally:
-        stack.down()
+        stack.down(wipe=stack_choice == "private")
 
 
 async def feeder_ceiling(infra: Infra, count: int) -> dict[str, Any]:
@@ -454,13 +458,12 @@ def default_flush_ms() -> float | None:
     return float(default) if isinstance(default, int | float) else None
 
 
-async def bench(plan: Plan, write: bool) -> dict[str, Any]:
-    raise_file_limit()
+async def bench(plan: Plan, infra: Infra, write: bool) -> dict[str, Any]:
     lg_binary = loadgen.build()
     if "centrifugo" in plan.servers:
         centrifugo_install.build()
     results: dict[str, dict[int, list[dict[str, Any]]]] = {n: {} for n in plan.servers}
-    with infrastructure() as infra, tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-gw-") as tmp:
         workdir = Path(tmp)
         gateway_commit = export_gateway(plan.gateway_rev, workdir / "src")
         print(f"[bench] tickwire gateway from commit {gateway_commit}", flush=True)
@@ -508,6 +511,8 @@ async def bench(plan: Plan, write: bool) -> dict[str, Any]:
             "cpu": "user+system seconds of the server process tree over the measured window "
             "(feed + drain), divided by the updates delivered in it",
             "feeder_ceiling": ceiling,
+            "infrastructure": f"{plan.stack} stack: Kafka {KAFKA_VERSION} (1 broker, 6 "
+            "partitions per topic), FerretDB (the gateway's cold start reads it)",
         },
     }
     if write:
@@ -544,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--flush-ms", type=int, default=None, help="gateway default if unset")
     parser.add_argument("--repeats", type=int, default=3, help="trials per server and count")
     parser.add_argument("--gateway-rev", default="HEAD", help="commit of the gateway to run")
+    parser.add_argument("--stack", choices=("private", "shared"), default="private")
     parser.add_argument("--no-write", action="store_true", help="print, do not write results")
     args = parser.parse_args(argv)
     plan = Plan(
@@ -557,8 +563,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         flush_ms=args.flush_ms,
         repeats=args.repeats,
         gateway_rev=args.gateway_rev,
+        stack=args.stack,
     )
-    doc = asyncio.run(bench(plan, write=not args.no_write))
+    raise_file_limit()
+    with infrastructure(plan.stack) as infra:  # outside the loop: Stack.up() runs its own
+        doc = asyncio.run(bench(plan, infra, write=not args.no_write))
     if args.no_write:
         import json
 
