@@ -58,3 +58,24 @@ def bar_differences(docs: list[dict[str, Any]], expected: Expected) -> list[str]
             if not _same(got.get(field), value):
                 problems.append(f"{key}.{field}: got {got.get(field)!r}, want {value!r}")
     return problems
+
+
+def forming_differences(docs: list[dict[str, Any]], expected: Expected) -> list[str]:
+    """The forming bars kept in each quotes document against the reference's open bars."""
+    epoch = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    got: dict[tuple[str, str, dt.datetime], dict[str, Any]] = {}
+    for doc in docs:
+        for interval, bars in doc.get("forming", {}).items():
+            for bar in bars:
+                start = epoch + dt.timedelta(microseconds=bar["start_us"])
+                got[(doc["_id"], interval, start)] = bar
+    want = {k: v for k, v in expected.bars.items() if not v["final"]}
+    problems = []
+    if set(got) != set(want):
+        problems.append(f"forming bars differ: {sorted(set(got) ^ set(want))[:10]}")
+    for key, bar in want.items():
+        have = got.get(key, {})
+        for field in ("open", "high", "low", "close", "volume", "trades", "version"):
+            if not _same(have.get(field), bar[field]):
+                problems.append(f"{key}.{field}: got {have.get(field)!r}, want {bar[field]!r}")
+    return problems

@@ -27,6 +27,11 @@ class Expected:
     late: list[tuple[int, int]] = field(default_factory=list)
     dead: list[tuple[int, int]] = field(default_factory=list)
 
+    def closed_bars(self) -> Expected:
+        """The same expectation with only the closed (final) bars: what `bars` holds."""
+        final = {k: v for k, v in self.bars.items() if v["final"]}
+        return Expected(self.quotes, final, self.late, self.dead)
+
 
 def _parse_time(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -25,15 +25,16 @@ def settings_for(
     kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, **extra: Any
 ) -> ProcessorSettings:
     """Processor settings pointing at this test's topics and database."""
-    return ProcessorSettings(
-        kafka_bootstrap=kafka_bootstrap,
-        mongodb_url=mongodb_url,
-        mongodb_db=db_name,
-        group_id=f"g-{topics.raw}",
-        topic_partitions=3,
-        **topics.settings_env(),  # type: ignore[arg-type]
+    values: dict[str, Any] = {
+        "kafka_bootstrap": kafka_bootstrap,
+        "mongodb_url": mongodb_url,
+        "mongodb_db": db_name,
+        "group_id": f"g-{topics.raw}",
+        "topic_partitions": 3,
+        **topics.settings_env(),
         **extra,
-    )
+    }
+    return ProcessorSettings(**values)
 
 
 def env_for(settings: ProcessorSettings, instance_id: str, port: int) -> dict[str, str]:

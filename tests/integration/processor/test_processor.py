@@ -12,7 +12,11 @@ from prometheus_client import REGISTRY
 
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import read_all
-from tests.helpers.processor_checks import bar_differences, quote_differences
+from tests.helpers.processor_checks import (
+    bar_differences,
+    forming_differences,
+    quote_differences,
+)
 from tests.helpers.processor_reference import Expected, compute
 from tests.helpers.processor_run import in_process, settings_for, wait_settled
 from tests.helpers.processor_tape import produce_tape, random_tape
@@ -56,7 +60,9 @@ async def test_tape_to_mongodb_and_topics_matches_reference(
         await wait_settled(mongo, expected)
 
     assert quote_differences([d async for d in mongo.quotes.find({})], expected) == []
-    assert bar_differences([d async for d in mongo.bars.find({})], expected) == []
+    quotes = [d async for d in mongo.quotes.find({})]
+    assert forming_differences(quotes, expected) == []
+    assert bar_differences([d async for d in mongo.bars.find({})], expected.closed_bars()) == []
 
     # ticker.updates: per symbol, versions strictly increasing, ending at the final state
     updates = _updates_by_symbol(

@@ -24,7 +24,7 @@ from typing import TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import TopicPartition
 from pymongo.errors import PyMongoError
 
 from tickwire.core.backoff import Backoff
@@ -32,7 +32,7 @@ from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_consumer, make_producer
 from tickwire.kafka.topics import ensure_topics
 from tickwire.processor import metrics as m
-from tickwire.processor.aggregator import Aggregator
+from tickwire.processor.aggregator import Aggregator, Record
 from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
 from tickwire.processor.settings import ProcessorSettings
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRIABLE = (KafkaError, PyMongoError, OSError, TimeoutError)
 KAFKA, MONGODB = "kafka", "mongodb"
+_MAX_REPLAY_POLLS = 200
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -74,6 +75,9 @@ class ProcessorLoop:
         self._lock = asyncio.Lock()
         self._failing: set[str] = set()
         self._lag_reported = 0.0
+        # partitions taken over after a crash: last offset of the batch that was being
+        # published then; the replay is held back (accumulated) until it gets there
+        self._hold: dict[TopicPartition, int] = {}
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
@@ -96,9 +100,9 @@ class ProcessorLoop:
             self.consumer = consumer
             log.info("processor consuming %s as %s", s.topic_raw, s.instance_id or "dynamic")
             while True:
-                batch = await consumer.getmany(
-                    timeout_ms=s.poll_timeout_ms, max_records=s.max_poll_records
-                )
+                batch = await self._poll(consumer)
+                if batch and self._hold:
+                    batch = await self._complete_replay(consumer, batch)
                 if batch:
                     async with self._lock:
                         await self.process(batch)
@@ -171,16 +175,61 @@ class ProcessorLoop:
             partitions = [tp.partition for tp in new]
             states = await self._retry(MONGODB, lambda: self.store.load(partitions))
             self.aggregator.load(states)
+            inflight = await self._retry(
+                MONGODB, lambda: self.store.load_inflight(self.settings.topic_raw, partitions)
+            )
+            for tp in new:
+                if tp.partition in inflight:
+                    self._hold[tp] = inflight[tp.partition]
             self._owned |= new
             m.REBALANCES.labels("assigned").inc()
             log.info(
                 "assigned partitions %s (%d symbols restored)", sorted(partitions), len(states)
             )
 
+    async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
+        """One processing batch: a getmany(), topped up while more records are already
+        there (up to batch_max_records / batch_max_ms). Under load batches grow and the
+        per-batch MongoDB and commit costs are shared by more events; when idle a batch
+        goes out at once."""
+        s = self.settings
+        first = await consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.max_poll_records)
+        merged = {tp: list(records) for tp, records in first.items()}
+        total = sum(len(r) for r in merged.values())
+        deadline = time.monotonic() + s.batch_max_ms / 1000
+        while total and total < s.batch_max_records and time.monotonic() < deadline:
+            more = await consumer.getmany(
+                timeout_ms=s.batch_wait_ms, max_records=s.max_poll_records
+            )
+            if not more:
+                break
+            total += _merge(merged, more)
+        return merged
+
+    async def _complete_replay(
+        self, consumer: AIOKafkaConsumer, batch: Mapping[TopicPartition, Sequence[Record]]
+    ) -> dict[TopicPartition, list[Record]]:
+        """Keep polling until every held partition's replay reached the offset its
+        crashed predecessor had published up to; return everything as one batch."""
+        merged = {tp: list(records) for tp, records in batch.items()}
+        for _ in range(_MAX_REPLAY_POLLS):
+            for tp, last in list(self._hold.items()):
+                # position: the next offset to fetch, so everything below it is in hand
+                # (or was committed before the crash, when the batch had finished)
+                if tp not in self._owned or await _position(consumer, tp) > last:
+                    del self._hold[tp]
+            if not self._hold:
+                return merged
+            more = await consumer.getmany(
+                timeout_ms=self.settings.poll_timeout_ms, max_records=self.settings.max_poll_records
+            )
+            _merge(merged, more)
+        log.warning("replay did not reach the in-flight offsets %s; going on", self._hold)
+        self._hold.clear()
+        return merged
+
     # -- one batch -------------------------------------------------------------------
-    async def process(
-        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
-    ) -> None:
+    async def process(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Aggregate, publish, store, commit one getmany() batch (see the module doc)."""
         s = self.settings
         owned = {tp: records for tp, records in batch.items() if tp in self._owned}
@@ -196,6 +245,8 @@ class ProcessorLoop:
         )
         m.PROCESS_SECONDS.observe(time.perf_counter() - started)
         if records:
+            last_offsets = {tp.partition: rs[-1].offset for tp, rs in owned.items() if rs}
+            await self._retry(MONGODB, lambda: self.store.mark_inflight(s.topic_raw, last_offsets))
             started = time.perf_counter()
             await self._retry(KAFKA, lambda: self._publish(records))
             m.PUBLISH_SECONDS.observe(time.perf_counter() - started)
@@ -275,3 +326,25 @@ class ProcessorLoop:
                     m.PAUSED.labels(dependency).set(0)
                     log.info("%s is back, resuming", dependency)
                 return result
+
+
+def _merge(
+    into: dict[TopicPartition, list[Record]], more: Mapping[TopicPartition, Sequence[Record]]
+) -> int:
+    """Append records to a batch, keeping each partition's offsets strictly growing
+    (a rebalance in between may deliver some again); return how many were added."""
+    added = 0
+    for tp, records in more.items():
+        have = into.setdefault(tp, [])
+        after = have[-1].offset if have else -1
+        fresh = [r for r in records if r.offset > after]
+        have.extend(fresh)
+        added += len(fresh)
+    return added
+
+
+async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:
+    try:
+        return int(await consumer.position(tp))
+    except (IllegalStateError, KafkaError):
+        return -1

@@ -27,6 +27,13 @@ class ProcessorSettings(CommonSettings):
         False, description="also publish forming bars (final=false) once per batch"
     )
     max_poll_records: int = Field(20_000, ge=1, description="records per getmany() batch")
+    batch_max_records: int = Field(
+        100_000, ge=1, description="most records applied and written as one batch"
+    )
+    batch_max_ms: int = Field(2000, ge=0, description="longest time spent filling one batch")
+    batch_wait_ms: int = Field(
+        20, ge=0, description="how long to wait for more records before a batch goes out"
+    )
     poll_timeout_ms: int = Field(200, ge=1, description="getmany() wait when idle")
     quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
     bars_collection: str = Field("bars", description="MongoDB collection of bars")

@@ -1,7 +1,8 @@
 """MongoDB persistence: `quotes` (one document per symbol: the latest state, the last
-applied ticks.raw offset and the forming bars) and `bars` (one document per symbol,
-interval and bar start, unique). Writes are idempotent upserts keyed by `_id`, one
-bulk_write per batch, unordered; replaying a batch writes the same documents again.
+applied ticks.raw offset and the symbol's forming bars) and `bars` (one document per
+closed bar, unique on symbol, interval and start). States are idempotent upserts keyed
+by `_id`; closed bars are inserted and a duplicate (a replay) is ignored. Both are
+batched per poll; replaying a batch writes the same documents again.
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from pymongo import ASCENDING, ReplaceOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from tickwire.processor.aggregator import BarChange, BatchOutcome
 from tickwire.processor.bars import from_us
@@ -44,12 +47,62 @@ def bar_doc(change: BarChange, *, final: bool) -> dict[str, Any]:
     }
 
 
+#: Upserts per update command. FerretDB v1 (SQLite) keeps every statement's cursor,
+#: and so a pooled SQLite connection, open until the whole command ends; past ~100
+#: statements (the pool size) a command deadlocks and hangs the database for every
+#: client. Small commands stay far below that even with several writers.
+UPSERTS_PER_COMMAND = 20
+_DUPLICATE_KEY = 11000
+
+
+async def _bulk_upsert(collection: AsyncCollection[Any], ops: list[ReplaceOne[Any]]) -> None:
+    for i in range(0, len(ops), UPSERTS_PER_COMMAND):
+        await collection.bulk_write(ops[i : i + UPSERTS_PER_COMMAND], ordered=False)
+
+
 class StateStore:
     """Reads and writes the processor's collections in one database."""
 
-    def __init__(self, db: AsyncDatabase[Any], quotes: str = "quotes", bars: str = "bars"):
+    def __init__(
+        self,
+        db: AsyncDatabase[Any],
+        quotes: str = "quotes",
+        bars: str = "bars",
+        inflight: str = "processor_inflight",
+    ) -> None:
         self.quotes = db[quotes]
         self.bars = db[bars]
+        self.inflight = db[inflight]
+
+    async def mark_inflight(self, topic: str, last_offsets: dict[int, int]) -> None:
+        """Record, before publishing a batch, the last input offset it covers per partition.
+
+        After a crash, whoever takes the partition over reads this and does not publish
+        until its replay has reached that offset again, so a replay never publishes an
+        older version of a symbol after a newer one already went out.
+        """
+        ops = [
+            ReplaceOne(
+                {"_id": f"{topic}|{partition}"},
+                {
+                    "_id": f"{topic}|{partition}",
+                    "topic": topic,
+                    "partition": partition,
+                    "last": last,
+                },
+                upsert=True,
+            )
+            for partition, last in last_offsets.items()
+        ]
+        await _bulk_upsert(self.inflight, ops)
+
+    async def load_inflight(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The last offset per partition of the batch that was being published, if any."""
+        ids = [f"{topic}|{p}" for p in partitions]
+        return {
+            int(doc["partition"]): int(doc["last"])
+            async for doc in self.inflight.find({"_id": {"$in": ids}})
+        }
 
     async def ensure_indexes(self) -> None:
         """The unique bar key and the lookup of states by partition (idempotent).
@@ -77,10 +130,11 @@ class StateStore:
         return [SymbolState.from_doc(doc) async for doc in cursor]
 
     async def write(self, outcome: BatchOutcome) -> int:
-        """Upsert the batch's states and bars, one unordered bulk write per collection.
+        """Insert the batch's closed bars, then upsert its states (unordered bulk writes
+        of UPSERTS_PER_COMMAND upserts each).
 
         The per-symbol coalescing already happened in the aggregator: a symbol touched
-        by 500 events in the batch is one upsert here. Returns the number of upserts.
+        by 500 events in the batch is one upsert here. Returns the number of documents written.
         """
         wires = {state.symbol: state for state in outcome.updates}
         quote_ops: list[ReplaceOne[Any]] = []
@@ -89,18 +143,24 @@ class StateStore:
             if wire is None:  # only late events touched it: the state is unchanged
                 wire = state.to_wire(state.offset)
             quote_ops.append(ReplaceOne({"_id": state.symbol}, state.to_doc(wire), upsert=True))
-        bar_ops: list[ReplaceOne[Any]] = []
-        for change in outcome.closed:
-            doc = bar_doc(change, final=True)
-            bar_ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
-        for change in outcome.forming:
-            doc = bar_doc(change, final=False)
-            bar_ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+        bars = [bar_doc(change, final=True) for change in outcome.closed]
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
-        # (One after the other also suits FerretDB on SQLite, a single writer.)
-        if bar_ops:
-            await self.bars.bulk_write(bar_ops, ordered=False)
-        if quote_ops:
-            await self.quotes.bulk_write(quote_ops, ordered=False)
-        return len(quote_ops) + len(bar_ops)
+        await self._insert_bars(bars)
+        await _bulk_upsert(self.quotes, quote_ops)
+        return len(quote_ops) + len(bars)
+
+    async def _insert_bars(self, bars: list[dict[str, Any]]) -> None:
+        """Insert closed bars; one that is already there (a replay) is left as it is.
+
+        A closed bar never changes again and a replay recomputes it identically, so
+        insert-or-ignore is idempotent, and far cheaper on FerretDB than upserts.
+        """
+        if not bars:
+            return
+        try:
+            await self.bars.insert_many(bars, ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                raise
