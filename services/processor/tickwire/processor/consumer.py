@@ -81,8 +81,12 @@ class ProcessorLoop:
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
-        """Kafka clients started and the last Kafka call succeeded."""
-        return self.consumer is not None and KAFKA not in self._failing
+        """Kafka clients started, the last Kafka call succeeded and the group
+        coordinator is known (aiokafka forgets it while the broker is unreachable)."""
+        if self.consumer is None or KAFKA in self._failing:
+            return False
+        coordinator = getattr(self.consumer, "_coordinator", None)
+        return coordinator is None or coordinator.coordinator_id is not None
 
     async def mongodb_ready(self) -> bool:
         """The last MongoDB call succeeded."""
