@@ -1,7 +1,8 @@
 """`schemathesis run` against the app's own OpenAPI document with its default checks,
 on a live ingest (uvicorn on 127.0.0.1, auth on, real Kafka): no 5xx, no response
 outside the schema, valid data accepted, invalid data refused. Sized (examples per
-operation) to run in about a minute. Hooks: tests/helpers/ingest_schemathesis.py."""
+operation) to run in about a minute. The seed is random on purpose (more inputs over
+time); a failure prints it for `st replay`. Hooks: tests/helpers/ingest_schemathesis.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.helpers import infra
 from tests.helpers.ingest import keys_document, running_ingest, settings_for
 
 ROOT = Path(__file__).resolve().parents[3]
-MAX_EXAMPLES = 400
+MAX_EXAMPLES = 500  # about 30-60 s on the shared 2-core machine
 
 
 @pytest.mark.timeout(300)
@@ -46,8 +47,6 @@ async def test_schemathesis_finds_nothing(kafka_bootstrap: str, topics: infra.To
             str(MAX_EXAMPLES),
             "--workers",
             "1",
-            "--seed",
-            "20260302",
             "--generation-database",
             "none",
             "--no-color",

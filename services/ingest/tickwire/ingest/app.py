@@ -59,7 +59,6 @@ def create_app(settings: IngestSettings) -> FastAPI:
         producer = make_producer(
             settings.kafka_bootstrap,
             f"{settings.kafka_client_id}-ingest",
-            linger_ms=settings.ingest_linger_ms,
             compression=None
             if settings.ingest_compression == "none"
             else settings.ingest_compression,

@@ -36,7 +36,7 @@ class IngestSettings(CommonSettings):
         8 * 1024 * 1024, ge=1024, description="largest request body accepted (413 above)"
     )
     ingest_max_batch_events: int = Field(
-        10_000, ge=1, description="most events in one batch request (413 above)"
+        10_000, ge=1, description="most events in one batch request (422 above)"
     )
     ingest_max_inflight_events: int = Field(
         200_000, ge=1, description="events waiting for Kafka's ack before new work is shed"
@@ -53,7 +53,6 @@ class IngestSettings(CommonSettings):
     ingest_source: str = Field(
         "/producers/{key_id}", description="CloudEvents source when the producer gives none"
     )
-    ingest_linger_ms: int = Field(5, ge=0, description="producer linger.ms")
     ingest_compression: Literal["lz4", "gzip", "zstd", "snappy", "none"] = Field(
         "lz4", description="producer compression"
     )
