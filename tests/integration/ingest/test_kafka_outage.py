@@ -55,9 +55,10 @@ class Ledger:
         return resp
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("crash", [False, True], ids=["stopped", "killed"])
 async def test_kafka_down_means_503_then_recovery_exactly_once(
-    private_stack: tuple[Stack, str],
+    private_stack: tuple[Stack, str], crash: bool
 ) -> None:
     stack, bootstrap = private_stack
     settings = settings_for(
@@ -71,7 +72,7 @@ async def test_kafka_down_means_503_then_recovery_exactly_once(
         before = await ledger.post_batch(client, 30, "before")
         assert before.status_code == 202
 
-        await asyncio.to_thread(stack.stop_kafka_node, 1)
+        await asyncio.to_thread(stack.stop_kafka_node, 1, crash)
         assert (await client.get("/readyz")).status_code == 503
         for _ in range(3):
             resp = await ledger.post_batch(client, 10, "down")
