@@ -7,9 +7,7 @@ import contextlib
 import datetime as dt
 import json
 import socket
-import threading
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import uvicorn
@@ -108,32 +106,3 @@ def quote(
         "time": now_iso(),
         **extra,
     }
-
-
-@contextlib.contextmanager
-def ingest_in_thread(settings: IngestSettings) -> Iterator[str]:
-    """Serve the ingest app with uvicorn on its own event loop in a thread, for
-    synchronous clients (schemathesis); yield its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-        loop="uvloop",
-        http="httptools",
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="ingest-server", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("ingest server did not start")
-            time.sleep(0.05)
-        yield f"http://{settings.host}:{settings.port}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
