@@ -68,10 +68,11 @@ class Plan:
 
 @dataclass(frozen=True)
 class Infra:
-    """Kafka and MongoDB endpoints."""
+    """Kafka and MongoDB endpoints (and the broker pids, when this machine runs them)."""
 
     bootstrap: str
     mongodb_url: str
+    kafka_pids: tuple[int, ...] = ()
 
 
 def raise_file_limit() -> None:
@@ -303,10 +304,13 @@ async def run_one(
             await gen.reset(time.time_ns())
             server_cpu = common.CpuMeter(server.proc.pid)
             server_cpu.start()
+            kafka_cpu = common.CpuMeter(*infra.kafka_pids)
+            kafka_cpu.start()
             load = MachineLoad()
             feed: FeedStats = await feeder.run(plan.rate, plan.seconds)
             await asyncio.sleep(plan.drain_s)
             cpu_s = server_cpu.stop()
+            kafka_s = kafka_cpu.stop()
             machine_load = load.stop()
             rss_after = rss_bytes(server.proc.pid)
             report = await gen.report()
@@ -348,8 +352,24 @@ async def run_one(
         "loadgen_cpu_s_per_million": per_million(report["cpu_s_window"], delivered),
         "feeder_cpu_s": round(feed.cpu_s, 3),
         "feeder_late_ticks": feed.late_ticks,
-        "machine": machine_load,
+        "kafka_cores": round(kafka_s / window, 3),
+        "machine": {
+            **machine_load,
+            "other_cores": round(
+                machine_load["busy_cores"]
+                - (cpu_s + report["cpu_s_window"] + feed.cpu_s + kafka_s) / window,
+                2,
+            ),
+        },
     }
+
+
+def kafka_pids(stack: Stack) -> tuple[int, ...]:
+    """The pids of a stack's Kafka nodes."""
+    components = stack.status()["components"]
+    return tuple(
+        c["pid"] for name, c in components.items() if name.startswith("kafka") and c["pid"]
+    )
 
 
 @contextlib.contextmanager
@@ -367,13 +387,13 @@ def infrastructure(stack_choice: str) -> Iterator[Infra]:
         stack = Stack(default_stack_dir())
         info = stack.info()
         if info is not None and stack.status()["up"]:
-            yield Infra(info.bootstrap_servers, info.mongodb_url)
+            yield Infra(info.bootstrap_servers, info.mongodb_url, kafka_pids(stack))
             return
     else:
         stack = Stack(cache_dir() / "stack-bench-gateway")
     info = stack.up()
     try:
-        yield Infra(info.bootstrap_servers, info.mongodb_url)
+        yield Infra(info.bootstrap_servers, info.mongodb_url, kafka_pids(stack))
     finally:
         stack.down(wipe=stack_choice == "private")
 
