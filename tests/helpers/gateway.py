@@ -107,11 +107,25 @@ def quote_doc(symbol: str, version: int) -> dict[str, Any]:
 
 
 async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
-    """Create topics with a known partition count."""
+    """Create topics with a known partition count; return once every partition has a
+    leader (a busy broker may take a moment, and producers would spin meanwhile)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        for _ in range(300):
+            described = await admin.describe_topics(names)
+            led = [
+                p
+                for t in described
+                if t.get("error_code", 1) == 0
+                for p in t.get("partitions", [])
+                if p.get("leader", -1) >= 0
+            ]
+            if len(led) == partitions * len(names):
+                return
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"topics {names} have no leaders")
     finally:
         await admin.close()
 

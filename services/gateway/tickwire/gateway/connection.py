@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from tickwire.gateway import sse
 from tickwire.gateway.updates import BAR, Update, ws_event
@@ -45,7 +45,6 @@ class Tally:
 
     events: int = 0
     bytes: int = 0
-    written: dict[int, Update] = field(default_factory=dict)  # distinct updates, by id()
 
 
 class Connection:
@@ -106,12 +105,9 @@ class Connection:
         pending = self.pending
         if not pending:
             return frames, [], False
-        written = tally.written
         if not self.min_gap_ns:
             updates = list(pending.values())
             pending.clear()
-            for update in updates:
-                written[id(update)] = update
             tally.events += len(updates)
             return frames, updates, False
         updates = []
@@ -121,7 +117,6 @@ class Connection:
                 waiting = True
                 break
             updates.append(update)
-            written[id(update)] = update
             self.last_sent[key] = now_ns
             del pending[key]
         tally.events += len(updates)
@@ -164,24 +159,33 @@ class TransportConnection(Connection):
         self.high_water = high_water
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
-        if self.closed or self.sock.is_closing():
+        sock = self.sock
+        if self.closed or sock.is_closing():
             return False
-        if self.sock.get_write_buffer_size() > self.high_water:
+        if sock.get_write_buffer_size() > self.high_water:
             if self.stalled_since is None:
                 self.stalled_since = now
             return True
         self.stalled_since = None
-        frames, updates, waiting = self.take(now_ns, tally)
-        if updates and not frames and len(updates) == 1:
-            chunk = updates[0].chunk  # the common case: shared bytes, no copy at all
-            tally.bytes += len(chunk)
-            self.sock.write(chunk)
-            return waiting
-        pieces = sse.chunk(b"".join(frames)) if frames else []
-        pieces.extend(u.chunk for u in updates)
-        if pieces:
-            tally.bytes += sum(map(len, pieces))
-            self.sock.writelines(pieces)
+        pending = self.pending
+        try:
+            if len(pending) == 1 and not self.backlog and not self.min_gap_ns:
+                # the common case: one update, its shared bytes, no copy, no list
+                (update,) = pending.values()
+                pending.clear()
+                tally.events += 1
+                tally.bytes += len(update.chunk)
+                sock.write(update.chunk)
+                return False
+            frames, updates, waiting = self.take(now_ns, tally)
+            pieces = sse.chunk(b"".join(frames)) if frames else []
+            pieces.extend(u.chunk for u in updates)
+            if pieces:
+                tally.bytes += sum(map(len, pieces))
+                sock.writelines(pieces)
+        except (RuntimeError, OSError):  # the transport closed under us
+            self.cut("client")
+            return False
         return waiting
 
     def cut(self, reason: str) -> None:

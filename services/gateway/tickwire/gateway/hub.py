@@ -58,6 +58,7 @@ class Hub:
         self.seq = 0
         self._cursor: str | None = None
         self.tally = Tally()
+        self.fresh: list[Update] = []  # fanned out since the last flush: latency samples
 
     def _first_slot(self, kind: str) -> int:
         return next((i for i, s in enumerate(self.slots) if s.kind == kind), 0)
@@ -110,6 +111,8 @@ class Hub:
         symbol = update.symbol
         dirty = self.dirty
         targets = self.by_symbol.get(symbol)
+        if targets or self.everything or self.by_prefix:
+            self.fresh.append(update)
         if targets:
             for conn in targets:
                 conn.offer(update)
@@ -259,12 +262,13 @@ class Hub:
             metrics.EVENTS_SENT.inc(tally.events)
         if tally.bytes:
             metrics.BYTES_SENT.inc(tally.bytes)
-        if tally.written:
+        if self.fresh:
             wall_ns = time.time_ns()
             observe = metrics.DELIVERY_LATENCY.observe
-            for update in tally.written.values():
+            for update in self.fresh:
                 if update.received_ns:
                     observe(max(0, wall_ns - update.received_ns) / 1e9)
+            self.fresh = []
         self.tally = Tally()
 
 

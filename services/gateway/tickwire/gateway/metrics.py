@@ -30,7 +30,7 @@ REFUSED = Counter(
 RECORDS = Counter("tickwire_gateway_records_total", "Kafka records read", ["topic"])
 DELIVERY_LATENCY = Histogram(
     "tickwire_gateway_delivery_latency_seconds",
-    "Ingest receive time to socket write, one sample per update per flush cycle",
+    "Ingest receive time to socket write, one sample per update at the flush that first writes it",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 CONSUMER_LAG = Gauge(
