@@ -31,6 +31,14 @@ from tickwire.kafka.topics import ensure_topics
 
 KILLS = 5
 EVENTS = 20_000
+METRICS = (
+    "events_total",
+    "batch_records",
+    "mongodb_write_seconds",
+    "consumer_lag_records",
+    "rebalances_total",
+    "dead_letters_total",
+)
 
 
 async def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -92,6 +100,14 @@ async def test_sigkill_loses_nothing_and_versions_never_go_back(
             dt.timedelta(milliseconds=settings.bar_grace_ms),
         )
         await wait_settled(mongo, expected, timeout=180)
+        async with httpx.AsyncClient() as http:
+            for port in ports.values():
+                assert (await http.get(f"http://127.0.0.1:{port}/healthz")).json() == {
+                    "status": "ok"
+                }
+                metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                for name in METRICS:
+                    assert f"tickwire_processor_{name}" in metrics
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,107 @@
+"""MongoDB and Kafka outages pause the processor (readiness false, `paused` metric) and
+it resumes by itself; the result still equals the reference. Uses a private stack,
+since its FerretDB and broker are killed."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
+
+from tests.helpers.infra import Topics, unique
+from tests.helpers.kafka import read_all
+from tests.helpers.processor_checks import bar_differences, quote_differences
+from tests.helpers.processor_reference import Expected, compute
+from tests.helpers.processor_run import in_process, settings_for, wait_settled
+from tests.helpers.processor_tape import produce_tape, random_tape
+from tickwire.devstack.procs import read_pid
+from tickwire.devstack.stack import Stack
+from tickwire.kafka.topics import ensure_topics
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _paused(dependency: str) -> float:
+    return REGISTRY.get_sample_value("tickwire_processor_paused", {"dependency": dependency}) or 0.0
+
+
+async def _expected(bootstrap: str, topic: str, count: int) -> Expected:
+    raw = await read_all(bootstrap, topic, expected=count)
+    assert len(raw) == count
+    raw.sort(key=lambda r: (r.partition, r.offset))
+    return compute(
+        raw, {"1s": dt.timedelta(seconds=1), "1m": dt.timedelta(minutes=1)}, dt.timedelta(seconds=2)
+    )
+
+
+@pytest.mark.timeout(400)
+async def test_mongodb_and_kafka_outages_pause_then_resume(tmp_path: Path) -> None:
+    stack = Stack(tmp_path / "stack")
+    info = await asyncio.to_thread(stack.up)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
+    try:
+        bootstrap, topics, db_name = (
+            info.bootstrap_servers,
+            Topics.fresh(),
+            unique("tw").replace("-", "_"),
+        )
+        await ensure_topics(
+            bootstrap,
+            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
+            partitions=3,
+            replication=1,
+        )
+        tape = random_tape(symbols=8, events=3000, seed=17, step_ms=25, late_every=89)
+        settings = settings_for(bootstrap, info.mongodb_url, db_name, topics, retry_cap_seconds=1.0)
+        db = client[db_name]
+        async with in_process(settings) as loop:
+            await produce_tape(bootstrap, topics.raw, tape[:1000])
+            await wait_settled(db, await _expected(bootstrap, topics.raw, 1000))
+            assert await loop.mongodb_ready()
+
+            # MongoDB goes away while events keep coming
+            ferret_pid = read_pid(tmp_path / "stack" / "ferretdb" / "ferretdb.pid")
+            assert ferret_pid is not None
+            os.kill(ferret_pid, signal.SIGKILL)
+            await produce_tape(bootstrap, topics.raw, tape[1000:2000])
+            await _until(lambda: _not(loop.mongodb_ready), "readiness to drop for MongoDB")
+            assert _paused("mongodb") == 1
+            await asyncio.to_thread(stack.up)  # brings FerretDB back on the same port and data
+            await wait_settled(db, await _expected(bootstrap, topics.raw, 2000))
+            await _until(loop.mongodb_ready, "MongoDB readiness to come back")
+            assert _paused("mongodb") == 0
+
+            # Kafka goes away, then comes back
+            await asyncio.to_thread(stack.stop_kafka_node, 1, True)
+            await _until(lambda: _not(loop.kafka_ready), "readiness to drop for Kafka")
+            await asyncio.to_thread(stack.start_kafka_node, 1)
+            await produce_tape(bootstrap, topics.raw, tape[2000:])
+            expected = await _expected(bootstrap, topics.raw, 3000)
+            await wait_settled(db, expected, timeout=120)
+            await _until(loop.kafka_ready, "Kafka readiness to come back")
+
+        assert quote_differences([d async for d in db.quotes.find({})], expected) == []
+        assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.down)
+
+
+async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
+    return not await check()
