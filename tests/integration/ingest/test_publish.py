@@ -17,6 +17,7 @@ from tests.helpers.ingest import quote, running_ingest, settings_for, trade
 from tests.helpers.kafka import read_all
 from tickwire.events import headers as h
 from tickwire.events import types, wire
+from tickwire.kafka.topics import partitions_for
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
@@ -214,6 +215,12 @@ async def test_refusals_publish_nothing(
     assert (await client.post("/v1/events", json=trade(id="marker"))).status_code == 202
     records = await read_all(kafka_bootstrap, topics.raw, expected=1)
     assert [h.find(r.headers, h.CE_ID) for r in records] == [b"marker"]
+
+
+async def test_topic_is_created_with_the_configured_partitions(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: infra.Topics
+) -> None:
+    assert await partitions_for(kafka_bootstrap, topics.raw) == 3  # settings_for() asks 3
 
 
 async def test_health_ready_metrics_and_docs(client: httpx.AsyncClient) -> None:
