@@ -132,6 +132,10 @@ class Connection:
         """Write what is queued if the client keeps up; True to be flushed again later."""
         raise NotImplementedError
 
+    def server_closing(self) -> bool:
+        """Whether the server has begun shutting down under this connection."""
+        return False
+
     def cut(self, reason: str) -> None:
         """Close the connection from the server side."""
         if self.closed:
@@ -153,10 +157,19 @@ class TransportConnection(Connection):
     updates conflate; if it stays above for the slow-client timeout, it is cut.
     """
 
-    def __init__(self, transport: asyncio.WriteTransport, high_water: int, **kw: object) -> None:
+    def __init__(
+        self, transport: asyncio.WriteTransport, high_water: int, cycle: object, **kw: object
+    ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.sock = transport
         self.high_water = high_water
+        self.cycle = cycle
+        self.keep_alive = getattr(cycle, "keep_alive", False)
+
+    def server_closing(self) -> bool:
+        # uvicorn's graceful shutdown only clears keep_alive on streaming responses and
+        # then waits for them: notice it, so streams end at once and clients reconnect
+        return bool(self.keep_alive) and getattr(self.cycle, "keep_alive", True) is False
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
         sock = self.sock

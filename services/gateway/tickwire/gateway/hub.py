@@ -315,6 +315,10 @@ class Janitor:
                     metrics.DISCONNECTED.labels("slow").inc()
                     conn.cut("slow")
                     hub.unregister(conn)
+                elif conn.server_closing():
+                    metrics.DISCONNECTED.labels("shutdown").inc()
+                    conn.cut("shutdown")
+                    hub.unregister(conn)
             if now >= next_beat:
                 next_beat = now + self.heartbeat_s
                 for conn in hub.connections:

@@ -40,16 +40,16 @@ HEADERS = [
 ]
 
 
-def server_transport(scope: Scope) -> Any:
-    """The socket transport behind uvicorn's `send`, or None."""
+def server_transport(scope: Scope) -> tuple[Any, Any]:
+    """The socket transport behind uvicorn's `send` and its request cycle, or Nones."""
     if scope.get("http_version") != "1.1":
-        return None
+        return None, None
     cycle = getattr(scope.get(RAW_SEND), "__self__", None)
     transport = getattr(cycle, "transport", None)
-    needed = ("writelines", "get_write_buffer_size", "abort", "is_closing")
+    needed = ("write", "writelines", "get_write_buffer_size", "abort", "is_closing")
     if transport is None or not all(hasattr(transport, n) for n in needed):
-        return None
-    return transport
+        return None, None
+    return transport, cycle
 
 
 class StreamEndpoint:
@@ -81,12 +81,13 @@ class StreamEndpoint:
             await response(scope, receive, send)
             return
 
-        transport = server_transport(scope)
+        transport, cycle = server_transport(scope)
         conn: Connection
         if transport is not None:
             conn = TransportConnection(
                 transport,
                 settings.gateway_write_high_water,
+                cycle=cycle,
                 ip=ip,
                 subject=principal.subject,
                 max_rate=max_rate,
