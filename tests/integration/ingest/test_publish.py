@@ -3,6 +3,7 @@ plain consumer: key, headers, payload, order per symbol, offsets as reported."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
@@ -244,3 +245,31 @@ async def test_health_ready_metrics_and_docs(client: httpx.AsyncClient) -> None:
     assert set(body) == {"application/json", "application/cloudevents+json"}
     assert document["components"]["schemas"]["Trade"]["examples"]
     assert (await client.get("/docs")).status_code == 200
+
+
+async def test_concurrent_posts_share_batches_and_each_offset_is_right(
+    client: httpx.AsyncClient, kafka_bootstrap: str, topics: infra.Topics
+) -> None:
+    symbols = ["AAPL", "MSFT", "NVDA", "TSLA"]
+
+    async def post(i: int) -> httpx.Response:
+        if i % 10 == 0:
+            events = [trade(symbols[(i + j) % 4], 1 + j, 1, id=f"c-{i}-{j}") for j in range(20)]
+            return await client.post("/v1/events:batch", json=events)
+        return await client.post("/v1/events", json=trade(symbols[i % 4], 1, 1, id=f"c-{i}"))
+
+    responses = await asyncio.gather(*(post(i) for i in range(200)))
+    assert {r.status_code for r in responses} == {202}
+    placed_by_response: dict[tuple[int, int], str] = {}
+    for resp in responses:
+        body = resp.json()
+        for entry in body.get("results", [body]):
+            place = (entry["partition_id"], entry["offset"])
+            assert place not in placed_by_response, "two events reported at one offset"
+            placed_by_response[place] = entry["id"]
+    expected = len(placed_by_response)
+    assert expected == 180 + 20 * 20
+    records = placed(await read_all(kafka_bootstrap, topics.raw, expected=expected))
+    assert len(records) == expected
+    for place, event_id in placed_by_response.items():
+        assert h.find(records[place].headers, h.CE_ID) == event_id.encode()
