@@ -33,7 +33,10 @@ class GatewaySettings(CommonSettings):
     gateway_max_symbols: int = Field(1000, ge=1, description="symbols in one subscription")
 
     gateway_flush_ms: float = Field(
-        5.0, ge=0, le=1000, description="write-coalescing window per connection (latency budget)"
+        5.0,
+        ge=0,
+        le=1000,
+        description="least time between two flush cycles: coalescing window, latency budget",
     )
     gateway_buffer_per_partition: int = Field(
         10_000, ge=1, description="recent updates kept per partition for resumes"
