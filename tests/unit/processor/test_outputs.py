@@ -55,3 +55,14 @@ def test_update_bar_late_and_dead_letter_records() -> None:
     assert headers["tw_source_partition"] == b"0"
     assert b"undecodable" in headers["tw_error"]
     assert dead.value == b"junk"
+
+
+def test_forming_bars_are_published_only_when_asked() -> None:
+    agg = Aggregator([Interval.parse("1s")], 0)
+    out = agg.apply(batches(consumed([trade("A", 10.0, 2, START, received_ns=5)]), 10)[0])
+    assert [r.topic for r in batch_records(out, **TOPICS)] == ["u"]
+    records = batch_records(out, **TOPICS, forming_bars=True)
+    assert [r.topic for r in records] == ["u", "b"]
+    forming = BAR_DECODER.decode(records[1].value)
+    assert (forming.final, forming.open, forming.volume, forming.version) == (False, 10.0, 2, 1)
+    assert dict(records[1].headers)["ce_id"] == b"A:1s:2026-11-27T14:30:00Z:1"
