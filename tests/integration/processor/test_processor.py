@@ -8,6 +8,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import REGISTRY
 
 from tests.helpers.infra import Topics
@@ -50,6 +51,7 @@ def _updates_by_symbol(records: list[Any]) -> dict[str, list[Any]]:
     return out
 
 
+@pytest.mark.timeout(300)
 async def test_tape_to_mongodb_and_topics_matches_reference(
     kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
 ) -> None:
@@ -118,6 +120,7 @@ def _bar_dict(bar: Any) -> dict[str, Any]:
     return {f: getattr(bar, f) for f in bar.__struct_fields__}
 
 
+@pytest.mark.timeout(300)
 async def test_a_replay_from_the_start_changes_nothing(
     kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
 ) -> None:
