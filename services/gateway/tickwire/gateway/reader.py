@@ -14,6 +14,7 @@ Versions decide between the two sources: the cache keeps the newest per symbol.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from typing import Any
@@ -115,6 +116,10 @@ class KafkaReader:
                 if not waiting:
                     log.info("caught up; serving")
                     self.hub.warmed_up()
+                    # what exists now (clients, cache, buffers) lives long: keep it out of
+                    # the collector's full passes, which would otherwise stall fan-out
+                    gc.collect()
+                    gc.freeze()
             self.hub.after_batch()
             if time.monotonic() >= next_lag:
                 next_lag = time.monotonic() + 5
