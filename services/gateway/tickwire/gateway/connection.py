@@ -63,6 +63,7 @@ class Connection:
         self.last_sent: dict[str, int] = {}
         self.conflated = 0
         self.stalled_since: float | None = None
+        self.last_write = time.monotonic()
         self.closed = False
         self.close_reason = ""
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -180,6 +181,7 @@ class TransportConnection(Connection):
                 self.stalled_since = now
             return True
         self.stalled_since = None
+        self.last_write = now
         pending = self.pending
         try:
             if len(pending) == 1 and not self.backlog and not self.min_gap_ns:
@@ -237,7 +239,7 @@ class QueuedConnection(Connection):
             frames, _ = self.rendered(time.monotonic_ns(), tally())
             if not frames:
                 continue
-            self.stalled_since = time.monotonic()
+            self.stalled_since = self.last_write = time.monotonic()
             await self.sender(frames)
             self.stalled_since = None
             tally().bytes += sum(map(len, frames))

@@ -232,13 +232,6 @@ class Hub:
             self.connections.discard(conn)
             self.dirty.discard(conn)
 
-    def subscription_count(self) -> int:
-        """Symbols subscribed, summed over connections (a wildcard or prefix counts 1)."""
-        return sum(
-            len(c.interest.symbols) + len(c.interest.prefixes) + c.interest.everything
-            for c in self.connections
-        )
-
     # -- writing
     def flush(self) -> None:
         """Write every dirty connection once; publish the cycle's counts."""
@@ -312,28 +305,36 @@ class Janitor:
         self.slow_timeout_s = slow_timeout_s
 
     async def run(self) -> None:
-        hub = self.hub
         tick = min(1.0, self.slow_timeout_s / 4, self.heartbeat_s)
-        next_beat = time.monotonic() + self.heartbeat_s
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
-            for conn in list(hub.connections):
-                if (
-                    conn.stalled_since is not None
-                    and now - conn.stalled_since > self.slow_timeout_s
-                ):
-                    metrics.DISCONNECTED.labels("slow").inc()
-                    conn.cut("slow")
-                    hub.unregister(conn)
-                elif conn.server_closing():
-                    metrics.DISCONNECTED.labels("shutdown").inc()
-                    conn.cut("shutdown")
-                    hub.unregister(conn)
-            if now >= next_beat:
-                next_beat = now + self.heartbeat_s
-                for conn in hub.connections:
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """One pass over the connections: cut, heartbeat the idle ones, count."""
+        hub = self.hub
+        subscriptions = 0
+        beat = False
+        for conn in list(hub.connections):
+            stalled = conn.stalled_since
+            if stalled is not None and now - stalled > self.slow_timeout_s:
+                metrics.DISCONNECTED.labels("slow").inc()
+                conn.cut("slow")
+                hub.unregister(conn)
+            elif conn.server_closing():
+                metrics.DISCONNECTED.labels("shutdown").inc()
+                conn.cut("shutdown")
+                hub.unregister(conn)
+            else:
+                interest = conn.interest
+                subscriptions += len(interest.symbols) + len(interest.prefixes)
+                subscriptions += interest.everything
+                if now - conn.last_write >= self.heartbeat_s:
+                    # only connections nothing was written to lately need keeping awake
                     conn.heartbeat()
-                hub.dirty.update(hub.connections)
-                hub.wake.set()
-            metrics.SUBSCRIPTIONS.set(hub.subscription_count())
+                    conn.last_write = now
+                    hub.dirty.add(conn)
+                    beat = True
+        if beat:
+            hub.wake.set()
+        metrics.SUBSCRIPTIONS.set(subscriptions)
