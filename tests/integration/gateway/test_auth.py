@@ -8,6 +8,7 @@ import time
 
 import httpx
 import jwt
+import orjson
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
@@ -112,6 +113,18 @@ async def test_refusals_and_what_an_authorized_subject_receives(
                 ("snapshot", "MSFT", 1),
                 ("snapshot", "MSTR", 1),
             ]
+        ws_url = url.replace("http", "ws") + "/v1/ws"
         with pytest.raises(InvalidStatus):
-            async with connect(url.replace("http", "ws") + "/v1/ws"):
+            async with connect(ws_url):
                 pass
+        async with connect(ws_url, additional_headers=bearer(alice)) as ws:
+            await ws.send(orjson.dumps({"type": "subscribe", "symbols": ["GOOG"]}).decode())
+            [refusal] = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert refusal["event"] == "error"
+            assert refusal["data"]["status"] == 403
+            await ws.send(orjson.dumps({"type": "subscribe", "symbols": ["AAPL"]}).decode())
+            events = orjson.loads(await asyncio.wait_for(ws.recv(), 20))
+            assert [(e["event"], e["data"].get("symbol")) for e in events] == [
+                ("snapshot", "AAPL"),
+                ("subscribed", None),
+            ]

@@ -191,8 +191,27 @@ async def test_client_input_errors_are_4xx(
     kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
 ) -> None:
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
-    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    settings = g.settings_for(
+        kafka_bootstrap,
+        mongodb_url,
+        db_name,
+        topics.updates,
+        topics.bars,
+        gateway_cors_origins=["http://dash.example"],
+    )
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        # CORS from settings, on the stream too (its headers pass the middleware)
+        async with g.sse_client(
+            url, "/v1/stream?symbols=A", headers={"Origin": "http://dash.example"}
+        ) as allowed:
+            assert allowed.headers is not None
+            assert allowed.headers["access-control-allow-origin"] == "http://dash.example"
+            assert allowed.headers["access-control-allow-credentials"] == "true"
+        async with g.sse_client(
+            url, "/v1/stream?symbols=A", headers={"Origin": "http://evil.example"}
+        ) as other:
+            assert other.headers is not None
+            assert "access-control-allow-origin" not in other.headers
         for path in (
             "/v1/stream",
             "/v1/stream?symbols=bad%20sym",
