@@ -22,7 +22,9 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from pymongo.errors import PyMongoError
 
+from tickwire.core.backoff import Backoff
 from tickwire.events import wire
 from tickwire.gateway import metrics
 from tickwire.gateway.hub import Hub, Slot
@@ -97,7 +99,14 @@ class KafkaReader:
 
     async def run(self) -> None:
         ends = await self.start_positions()
-        loaded = await self.seed_from_mongo()
+        backoff = Backoff(base=0.2, cap=5.0)
+        while True:  # MongoDB down at start: not ready (readyz says so) until it answers
+            try:
+                loaded = await self.seed_from_mongo()
+                break
+            except PyMongoError as exc:
+                log.warning("cannot load quotes from MongoDB (%s); retrying", exc)
+                await asyncio.sleep(backoff.next_delay())
         log.info("seeded %d quotes from MongoDB; catching up to %s", loaded, ends)
         waiting = {tp for tp, end in ends.items() if self.hub.positions[self.slot_index[tp]] < end}
         if not waiting:
