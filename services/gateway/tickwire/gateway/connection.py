@@ -223,6 +223,8 @@ class QueuedConnection(Connection):
         self.sender = sender
         self.transport = transport
         self.wake = asyncio.Event()
+        self.drained = asyncio.Event()  # set while nothing of the backlog is left to send
+        self.drained.set()
         self.sending_since: float | None = None
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
@@ -242,12 +244,15 @@ class QueuedConnection(Connection):
             self.stalled_since = self.last_write = time.monotonic()
             await self.sender(frames)
             self.stalled_since = None
+            if not self.backlog:
+                self.drained.set()
             tally().bytes += sum(map(len, frames))
 
     def cut(self, reason: str) -> None:
         super().cut(reason)
         with contextlib.suppress(RuntimeError):
             self.wake.set()
+            self.drained.set()
 
 
 class WebSocketConnection(QueuedConnection):

@@ -102,6 +102,10 @@ class _Session:
         """Handle client messages until it disconnects."""
         with contextlib.suppress(WebSocketDisconnect):
             while True:
+                # backpressure: the next request is read only once the frames queued for
+                # the previous ones went out, so a client that sends without reading
+                # cannot grow its backlog (it is cut as slow instead)
+                await self.conn.drained.wait()
                 text = await websocket.receive_text()
                 try:
                     message = orjson.loads(text)
@@ -124,6 +128,7 @@ class _Session:
         self._wake()
 
     def _wake(self) -> None:
+        self.conn.drained.clear()
         hub = self.runtime.hub
         if hub is not None:
             hub.dirty.add(self.conn)
