@@ -92,3 +92,56 @@ async def test_a_client_that_never_reads_is_cut_while_others_keep_up(
             assert await closed_by_server(silent)
         finally:
             silent.close()
+
+
+async def open_silent_websocket(url: str, symbols: str) -> socket.socket:
+    """A WebSocket handshake and subscription from a socket that then never reads."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, (host, int(port)))
+    request = (
+        f"GET /v1/ws?symbols={symbols}&bars=none HTTP/1.1\r\nHost: {host}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    await loop.sock_sendall(sock, request.encode())
+    return sock
+
+
+async def test_a_websocket_client_that_never_reads_is_cut(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> None:
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
+    symbols = [f"W{i:03d}" for i in range(200)]
+    await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in symbols])
+    settings = g.settings_for(
+        kafka_bootstrap,
+        mongodb_url,
+        db_name,
+        topics.updates,
+        topics.bars,
+        gateway_slow_client_timeout_s=1.0,
+    )
+    async with g.running_gateway(settings) as url:
+        before = cut_slow()
+        silent = await open_silent_websocket(url, "*")
+        try:
+            for version in range(2, 60):
+                await produce(
+                    kafka_bootstrap,
+                    topics.updates,
+                    [g.update_record(s, version, pad=3000) for s in symbols],
+                )
+                if cut_slow() > before:
+                    break
+            for _ in range(400):
+                if cut_slow() > before:
+                    break
+                await asyncio.sleep(0.05)
+            assert cut_slow() == before + 1
+            assert await closed_by_server(silent)
+        finally:
+            silent.close()
