@@ -30,7 +30,9 @@ class ProcessorSettings(CommonSettings):
     batch_max_records: int = Field(
         100_000, ge=1, description="most records applied and written as one batch"
     )
-    batch_max_ms: int = Field(2000, ge=0, description="longest time spent filling one batch")
+    batch_max_ms: int = Field(
+        250, ge=0, description="longest time spent filling one batch (its latency budget)"
+    )
     batch_wait_ms: int = Field(
         20, ge=0, description="how long to wait for more records before a batch goes out"
     )
