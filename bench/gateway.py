@@ -468,6 +468,12 @@ def ratios(ours: dict[str, Any] | None, peer: dict[str, Any] | None) -> dict[str
     }
 
 
+def go_version() -> str:
+    """The Go toolchain that built Centrifugo and the load generator."""
+    out = subprocess.run(["go", "version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
 def default_flush_ms() -> float | None:
     """The gateway's own default coalescing window, for the record."""
     try:
@@ -550,7 +556,11 @@ async def bench(plan: Plan, infra: Infra, write: bool) -> dict[str, Any]:
                 "latency (above 1: tickwire is faster)"
             ),
             versions_=common.versions(
-                "aiokafka", "uvicorn", "fastapi", "msgspec", extra={"centrifugo": "v6.9.1"}
+                "aiokafka",
+                "uvicorn",
+                "fastapi",
+                "msgspec",
+                extra={"centrifugo": centrifugo_install.VERSION, "go": go_version()},
             ),
             extra={k: doc[k] for k in ("p99_ratio", "ratios_by_connections", "setup")},
         )
