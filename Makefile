@@ -40,6 +40,7 @@ run: install ## Run the whole system live: stack, ingest, processor, gateway, si
 
 .PHONY: test
 test: install browser ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
