@@ -22,7 +22,7 @@ import httpx
 from tickwire.devstack import procs
 from tickwire.devstack.errors import StartupError
 from tickwire.devstack.paths import default_stack_dir
-from tickwire.devstack.simulator import MarketSimulator
+from tickwire.devstack.simulator import MarketSimulator, last_prices
 from tickwire.devstack.stack import Stack
 
 
@@ -135,11 +135,11 @@ A simulator posts ~{rate:.0f} events/s of {len(MarketSimulator("x").books)} symb
 """,
             flush=True,
         )
-        asyncio.run(
-            _simulate_until_stopped(
-                MarketSimulator(f"http://127.0.0.1:{ports['ingest']}", rate=rate), pid_files
-            )
+        known = asyncio.run(last_prices(f"http://127.0.0.1:{ports['gateway']}"))
+        simulator = MarketSimulator(
+            f"http://127.0.0.1:{ports['ingest']}", rate=rate, last_prices=known
         )
+        asyncio.run(_simulate_until_stopped(simulator, pid_files))
     except KeyboardInterrupt:
         pass
     except StartupError as exc:

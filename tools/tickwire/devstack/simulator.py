@@ -45,6 +45,23 @@ class _Book:
     spread: float
 
 
+async def last_prices(
+    gateway_url: str, symbols: tuple[str, ...] = DEMO_SYMBOLS
+) -> dict[str, float]:
+    """The last traded prices the gateway knows for symbols ({} when it knows none)."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        try:
+            response = await client.get(
+                f"{gateway_url.rstrip('/')}/v1/quotes", params={"symbols": ",".join(symbols)}
+            )
+        except httpx.HTTPError:
+            return {}
+    if response.status_code != 200:
+        return {}
+    quotes = response.json().get("quotes", [])
+    return {q["symbol"]: float(q["last"]) for q in quotes if q.get("last")}
+
+
 class MarketSimulator:
     """Posts `rate` events per second (about 1 quote for every trade) to ingest."""
 
@@ -56,12 +73,16 @@ class MarketSimulator:
         api_key: str | None = None,
         seed: int | None = None,
         tick_interval: float = 0.1,
+        last_prices: dict[str, float] | None = None,
     ) -> None:
         self.url = ingest_url.rstrip("/") + "/v1/events:batch"
         self.rate = rate
         self.tick_interval = tick_interval
         self.rng = random.Random(seed)
-        self.books = {s: _Book(self.rng.uniform(20, 900), 0.0) for s in symbols}
+        # continue from the last known prices (a restarted demo keeps its session's
+        # open, so a fresh random start would show absurd changes), else a random level
+        known = last_prices or {}
+        self.books = {s: _Book(known.get(s) or self.rng.uniform(20, 900), 0.0) for s in symbols}
         self.headers = {"content-type": "application/x-ndjson"}
         if api_key:
             self.headers["authorization"] = f"Bearer {api_key}"
