@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from pymongo import AsyncMongoClient
 
 from bench.common import CpuMeter, versions, write_result
@@ -105,6 +106,8 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        return 0  # a new cluster creates __consumer_offsets on first use: not yet
     finally:
         await admin.close()
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
