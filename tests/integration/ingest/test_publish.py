@@ -173,18 +173,21 @@ async def test_cloudevents_single_and_batch(
     assert wire.QUOTE_DECODER.decode(records[0].value).symbol == "MSFT"
 
 
-async def test_partial_batch_is_207_and_only_valid_events_land(
+async def test_a_batch_with_an_invalid_entry_is_refused_whole(
     client: httpx.AsyncClient, kafka_bootstrap: str, topics: infra.Topics
 ) -> None:
     events = [trade(id="ok-0"), quote(bid=2, ask=1, id="bad-1"), trade(id="ok-2"), {"type": "x"}]
     resp = await client.post("/v1/events:batch", json=events)
-    assert resp.status_code == 207
-    result = resp.json()
-    assert (result["accepted"], result["rejected"]) == (2, 2)
-    assert [r["status"] for r in result["results"]] == [202, 422, 202, 422]
-    assert result["results"][1]["error"] == {"field": "bid", "message": "bid is above ask"}
-    records = await read_all(kafka_bootstrap, topics.raw, expected=2)
-    assert [h.find(r.headers, h.CE_ID) for r in records] == [b"ok-0", b"ok-2"]
+    assert resp.status_code == 422
+    fields = [e["field"] for e in resp.json()["errors"]]
+    assert fields[0] == "[1].bid"
+    assert fields[1].startswith("[3]")
+    assert len(fields) == 2
+    # nothing of that batch landed; the next, valid batch is the only thing in the topic
+    ok = await client.post("/v1/events:batch", json=[trade(id="ok-3")])
+    assert ok.status_code == 202
+    records = await read_all(kafka_bootstrap, topics.raw, expected=1)
+    assert [h.find(r.headers, h.CE_ID) for r in records] == [b"ok-3"]
 
 
 async def test_refusals_publish_nothing(

@@ -36,12 +36,14 @@ BATCH_DESCRIPTION = """
 Many events: a JSON array, a CloudEvents batch (`application/cloudevents-batch+json`),
 or NDJSON (`application/x-ndjson`, one plain event per line), in order.
 
-Partial acceptance: valid events are published even when others are refused.
-**202** when every entry was accepted, **207** when some were: `results` has one entry
-per event, in request order, with `status` 202 (and `id`, `partition_id`, `offset`) or
-the status it would have had alone (400 malformed line, 403 out of scope, 422 invalid,
-503 not acknowledged by Kafka) with `error`. When no entry was accepted, the answer is
-that error status with every entry's problem in `errors` (field `[index].field`).
+All or nothing for the request's own problems: if any entry is malformed (400), out of
+the key's scope (403) or invalid (422), **nothing is published** and the answer is that
+status (422 when they differ) with every refused entry in `errors` (field
+`[index].field`). Otherwise the events are published: **202** when Kafka acknowledged
+every one, **207** when only some partitions acknowledged in time: `results` has one
+entry per event, in request order, with `status` 202 (and `id`, `partition_id`,
+`offset`) or 503 (not acknowledged: retry those with the same `id`). When none was
+acknowledged the answer is 503.
 The rate limit is charged for the valid, in-scope events; when the key's bucket cannot
 cover them all, the whole batch is refused with 429.
 """
@@ -127,7 +129,10 @@ def responses(single: bool) -> dict[int | str, dict[str, Any]]:
         out[202] = {"model": Accepted, "description": "Kafka acknowledged the event"}
     else:
         out[202] = {"model": BatchResult, "description": "Kafka acknowledged every event"}
-        out[207] = {"model": BatchResult, "description": "some events accepted; see results"}
+        out[207] = {
+            "model": BatchResult,
+            "description": "some acknowledged by Kafka, others not (503 entries): see results",
+        }
     out.update(
         {
             400: {"model": ErrorBody, "description": "malformed body"},

@@ -100,7 +100,9 @@ class IngestService:
         received_ns: int,
     ) -> tuple[int, dict[str, Any]]:
         """Publish a batch; (202 or 207, BatchResult body), or raise when none was
-        accepted."""
+        accepted. Validation and scope are all or nothing (any refused entry refuses the
+        batch, with every refused entry named); only Kafka can leave a batch partly
+        accepted (207: some partitions acknowledged in time, others not)."""
         try:
             entries = parse_batch(body, kind, self._limits())
         except MalformedBody as exc:
@@ -129,6 +131,12 @@ class IngestService:
             else:
                 valid.append(entry)
                 positions.append(index)
+        if refused:
+            # all or nothing: one invalid or out-of-scope entry refuses the whole batch,
+            # so an answer other than 202/207 always means nothing of it was published
+            error = self._nothing_accepted([r for r in results if r is not _PENDING])
+            error.events = len(entries)  # the valid entries are refused with them
+            raise error
         n_accepted = 0
         if valid:
             self._charge(principal, len(valid))
