@@ -1,8 +1,8 @@
 """`schemathesis run` against the app's own OpenAPI document with its default checks,
 on a live ingest (uvicorn on 127.0.0.1, auth on, real Kafka): no 5xx, no response
 outside the schema, valid data accepted, invalid data refused. Sized (examples per
-operation) to run in about a minute. The seed is random on purpose (more inputs over
-time); a failure prints it for `st replay`. Hooks: tests/helpers/ingest_schemathesis.py."""
+operation) to run in about a minute. The seed is random locally and fixed under CI=true.
+Hooks: tests/helpers/ingest_schemathesis.py."""
 
 from __future__ import annotations
 
@@ -18,6 +18,9 @@ from tests.helpers.ingest import keys_document, running_ingest, settings_for
 
 ROOT = Path(__file__).resolve().parents[3]
 MAX_EXAMPLES = 500  # about 30-60 s on the shared 2-core machine
+# Random seeds locally (more inputs over time; a failure prints its seed for `st replay`);
+# a fixed one in CI, so that a submission lands or not on its own merits, not on a draw.
+_SEED = ["--seed", "20261128"] if os.environ.get("CI") else []
 
 
 @pytest.mark.timeout(600)  # a failure guard on a loaded machine, not a measurement
@@ -50,6 +53,7 @@ async def test_schemathesis_finds_nothing(kafka_bootstrap: str, topics: infra.To
             "--generation-database",
             "none",
             "--no-color",
+            *_SEED,
             cwd=ROOT,
             env=env,
             stdout=asyncio.subprocess.PIPE,
