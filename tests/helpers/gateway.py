@@ -149,6 +149,7 @@ def settings_for(
         host="127.0.0.1",
         port=free_port(),
         gateway_flush_ms=extra.pop("gateway_flush_ms", 2),
+        gateway_auth=extra.pop("gateway_auth", "off"),
         **extra,
     )
 

@@ -15,7 +15,7 @@ class GatewaySettings(CommonSettings):
     port: int = Field(8082, ge=0, le=65535, description="HTTP listen port")
 
     gateway_auth: Literal["off", "jwt"] = Field(
-        "off", description="off: anonymous (public demos, benchmarks); jwt: tokens required"
+        "jwt", description="jwt: tokens required (needs GATEWAY_JWT_KEY); off: anonymous demos"
     )
     gateway_jwt_algorithm: str = Field("HS256", description="the only JWT algorithm accepted")
     gateway_jwt_key: SecretStr = Field(
