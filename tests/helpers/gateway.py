@@ -18,6 +18,7 @@ import orjson
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from tests.helpers.infra import Topics
 from tickwire.events import headers as h
 from tickwire.events import types, wire
 from tickwire.gateway.app import create_app
@@ -137,15 +138,15 @@ def free_port() -> int:
 
 
 def settings_for(
-    kafka_bootstrap: str, mongodb_url: str, db_name: str, updates: str, bars: str, **extra: Any
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, **extra: Any
 ) -> GatewaySettings:
     """Gateway settings pointing at a test's own topics and database."""
     return GatewaySettings(
         kafka_bootstrap=kafka_bootstrap,
         mongodb_url=mongodb_url,
         mongodb_db=db_name,
-        topic_updates=updates,
-        topic_bars=bars,
+        topic_updates=topics.updates,
+        topic_bars=topics.bars,
         host="127.0.0.1",
         port=free_port(),
         gateway_flush_ms=extra.pop("gateway_flush_ms", 2),

@@ -44,8 +44,7 @@ async def test_quotes_and_bars(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_query_max_bars=50,
     )
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:

@@ -49,8 +49,8 @@ async def test_second_instance_resumes_with_exactly_the_missed_updates(
         topics.updates,
         [g.update_record(s, v) for v in range(1, 4) for s in SYMBOLS],
     )
-    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
-    second = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
+    second = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     wanted = SYMBOLS[:4]
     async with g.running_gateway(first) as url_a, g.running_gateway(second) as url_b:
         cursor = await first_session(url_a, wanted, 3)
@@ -75,13 +75,12 @@ async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
 ) -> None:
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
     await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in SYMBOLS])
-    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     small = g.settings_for(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_buffer_per_partition=3,
     )
     async with g.running_gateway(first) as url_a:
@@ -126,13 +125,12 @@ async def test_cursor_past_retention_gets_a_reset_and_fresh_snapshots(
 ) -> None:
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
     await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in SYMBOLS])
-    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     small = g.settings_for(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_buffer_per_partition=2,
     )
     async with g.running_gateway(first) as url_a:
@@ -180,8 +178,8 @@ async def test_cursor_from_another_topic_gets_a_reset(
     )
     await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 1)])
     await produce(kafka_bootstrap, other.updates, [g.update_record("AAPL", 50)])
-    here = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
-    there = g.settings_for(kafka_bootstrap, mongodb_url, db_name, other.updates, other.bars)
+    here = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
+    there = g.settings_for(kafka_bootstrap, mongodb_url, db_name, other)
     async with g.running_gateway(there) as url_there:
         foreign = await first_session(url_there, ["AAPL"], 50)
     async with (

@@ -52,8 +52,7 @@ async def test_a_client_that_never_reads_is_cut_while_others_keep_up(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_write_high_water=16 * 1024,
         gateway_slow_client_timeout_s=1.0,
     )
@@ -121,8 +120,7 @@ async def test_a_websocket_client_that_never_reads_is_cut(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_slow_client_timeout_s=1.0,
     )
     async with g.running_gateway(settings) as url:

@@ -28,8 +28,7 @@ async def test_headers_retry_heartbeat_and_framing(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_heartbeat_s=0.3,
         gateway_retry_ms=1234,
     )
@@ -63,7 +62,7 @@ async def test_snapshot_then_stream_without_gap_or_duplicate(
     symbols = [f"S{i:02d}" for i in range(12)]
     rounds = 40
     await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in symbols])
-    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     async with g.running_gateway(settings) as url:
         before = conflated()
 
@@ -120,7 +119,7 @@ async def test_cold_start_fills_the_cache_from_mongodb_and_kafka(
             g.update_record("ONLYKAFKA", 2),
         ],
     )
-    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     async with (
         g.running_gateway(settings) as url,
         g.sse_client(url, "/v1/stream?symbols=ONLYDB,BOTH,DBNEWER,ONLYKAFKA,NONE") as client,
@@ -150,7 +149,7 @@ async def test_wildcard_prefix_and_live_bars(
     await produce(
         kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in ("AAA", "AAB", "BBB")]
     )
-    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     async with (
         g.running_gateway(settings) as url,
         g.sse_client(url, "/v1/stream?symbols=*") as everything,
@@ -195,8 +194,7 @@ async def test_client_input_errors_are_4xx(
         kafka_bootstrap,
         mongodb_url,
         db_name,
-        topics.updates,
-        topics.bars,
+        topics,
         gateway_cors_origins=["http://dash.example"],
     )
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:

@@ -45,7 +45,7 @@ async def test_subscribe_unsubscribe_and_resume(
     await produce(
         kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in ("AAPL", "MSFT", "GOOG")]
     )
-    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics.updates, topics.bars)
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     async with g.running_gateway(settings) as url:
         ws_url = url.replace("http", "ws") + "/v1/ws"
         async with connect(ws_url) as ws:
