@@ -4,7 +4,6 @@
     ├── RetriableError            a dependency is unavailable for now (Kafka, MongoDB)
     │   └── BackpressureError     too much in flight; shed load and retry later
     └── PermanentError            the input or the configuration is wrong; do not retry
-        ├── InvalidEventError     an event failed validation (field and reason)
         └── PoisonMessageError    a Kafka record cannot be parsed or processed
 
 Services extend this tree (e.g. the gateway's cursor errors) rather than start another.
@@ -33,14 +32,6 @@ class PermanentError(TickwireError):
     """Trying again with the same input will fail the same way."""
 
     retriable = False
-
-
-class InvalidEventError(PermanentError):
-    """An event broke a validation rule; `field` names where, the message says why."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 class PoisonMessageError(PermanentError):

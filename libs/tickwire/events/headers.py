@@ -39,17 +39,6 @@ def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]:
     return dict(headers) if headers else {}
 
 
-def get_str(headers: Mapping[str, bytes], name: str, default: str = "") -> str:
-    """A header decoded as UTF-8, or default when absent or undecodable."""
-    raw = headers.get(name)
-    if raw is None:
-        return default
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return default
-
-
 def get_int(headers: Mapping[str, bytes], name: str) -> int | None:
     """A header parsed as a decimal integer, or None when absent or malformed."""
     raw = headers.get(name)

@@ -1,9 +1,8 @@
-"""The one explicit path to a dead-letter topic: the original key, value and headers,
-plus why it failed and where it came from."""
+"""Dead-letter records keep the original key, value and headers, plus why they failed
+and where they came from (published with the rest of a batch by the processor)."""
 
 from __future__ import annotations
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
 from tickwire.events import headers as h
@@ -23,18 +22,3 @@ def dead_letter_headers(
         (h.SOURCE_PARTITION, str(record.partition).encode()),
         (h.SOURCE_OFFSET, str(record.offset).encode()),
     ]
-
-
-async def send_to_dead_letter(
-    producer: AIOKafkaProducer,
-    topic: str,
-    record: ConsumerRecord[bytes, bytes],
-    error: BaseException,
-) -> None:
-    """Publish the record to the dead-letter topic (waits for the broker's ack)."""
-    await producer.send_and_wait(
-        topic,
-        key=record.key,
-        value=record.value,
-        headers=dead_letter_headers(record, error),
-    )
