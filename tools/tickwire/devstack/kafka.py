@@ -148,8 +148,8 @@ def format_storage(libs: Path, config: Path, cid: str, log4j: Path) -> None:
         libs,
         "kafka.tools.StorageTool",
         "format",
-        "-t",
-        cid,
+        # `=` form: a base64url id may start with "-", which argparse reads as an option
+        f"--cluster-id={cid}",
         "-c",
         str(config),
         "--ignore-formatted",
