@@ -24,11 +24,11 @@ from tickwire.gateway.errors import GatewayError, NotReadyError
 from tickwire.gateway.reader import state_from_document
 from tickwire.gateway.runtime import Runtime, runtime_of
 from tickwire.gateway.subscribe import INTERVAL, SYMBOL, split
+from tickwire.mongo import documents
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 SymbolPath = Annotated[str, Path(pattern=SYMBOL.pattern, max_length=32)]
-_BAR_FIELDS = set(wire.Bar.__struct_fields__)
 _ENCODER = msgspec.json.Encoder()
 
 
@@ -142,8 +142,6 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
 
 def _bar(doc: dict[str, Any]) -> wire.Bar | None:
     try:
-        return msgspec.convert(
-            {k: v for k, v in doc.items() if k in _BAR_FIELDS}, wire.Bar, strict=False
-        )
-    except msgspec.ValidationError:
+        return documents.decode_bar(doc)
+    except documents.DocumentError:
         return None

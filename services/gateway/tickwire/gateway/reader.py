@@ -19,7 +19,6 @@ import logging
 import time
 from typing import Any
 
-import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from pymongo.errors import PyMongoError
@@ -29,22 +28,19 @@ from tickwire.events import wire
 from tickwire.gateway import metrics
 from tickwire.gateway.hub import Hub, Slot
 from tickwire.gateway.updates import PARSE_ERRORS, QUOTE, parse
+from tickwire.mongo import documents
 
 log = logging.getLogger(__name__)
-
-_STATE_FIELDS = set(wire.TickerState.__struct_fields__)
 
 
 def state_from_document(doc: dict[str, Any]) -> wire.TickerState | None:
     """A `quotes` document as a TickerState (bookkeeping fields ignored), or None."""
-    fields = {k: v for k, v in doc.items() if k in _STATE_FIELDS}
     try:
-        return msgspec.convert(fields, wire.TickerState, strict=False)
-    except msgspec.ValidationError:
-        fields.pop("source", None)
+        return documents.decode_quote(doc)
+    except documents.DocumentError:
         try:
-            return msgspec.convert(fields, wire.TickerState, strict=False)
-        except msgspec.ValidationError:
+            return documents.decode_quote({k: v for k, v in doc.items() if k != "source"})
+        except documents.DocumentError:
             return None
 
 

@@ -11,9 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import msgspec
-
 from tickwire.events.wire import QuoteData, SourceOffsets, TickerState, TradeData
+from tickwire.mongo.documents import decode_quote, encode_quote
 from tickwire.processor.bars import FormingBar
 
 _NOT_SET = -1
@@ -145,30 +144,26 @@ class SymbolState:
         )
 
     def to_doc(self, wire: TickerState) -> dict[str, Any]:
-        """The `quotes` document: the published state plus what a restart needs.
-
-        Times are stored as RFC 3339 strings (BSON dates would cut microseconds, and a
-        restored state must be exactly the one that was saved).
-        """
-        doc: dict[str, Any] = msgspec.to_builtins(wire)
-        doc["_id"] = self.symbol
-        doc["partition"] = self.partition
-        doc["offset"] = self.offset
-        doc["notional"] = self.notional
-        doc["session_day"] = self.session_day
-        doc["watermark_us"] = self.time_us
-        doc["forming"] = {
-            name: [bar.to_doc() for bar in bars.values()] for name, bars in self.forming.items()
-        }
-        return doc
+        """The `quotes` document: the published state plus what a restart needs."""
+        return encode_quote(
+            wire,
+            {
+                "partition": self.partition,
+                "offset": self.offset,
+                "notional": self.notional,
+                "session_day": self.session_day,
+                "watermark_us": self.time_us,
+                "forming": {
+                    name: [bar.to_doc() for bar in bars.values()]
+                    for name, bars in self.forming.items()
+                },
+            },
+        )
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> SymbolState:
         """A state back from its `quotes` document."""
-        wire = msgspec.convert(
-            {k: v for k, v in doc.items() if k in TickerState.__struct_fields__},
-            TickerState,
-        )
+        wire = decode_quote(doc)
         state = cls(wire.symbol, int(doc["partition"]), wire.prev_close)
         state.offset = int(doc["offset"])
         state.version = wire.version

@@ -15,36 +15,14 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from tickwire.mongo.documents import encode_bar
 from tickwire.processor.aggregator import BarChange, BatchOutcome
-from tickwire.processor.bars import from_us
 from tickwire.processor.state import SymbolState
 
 
-def bar_id(symbol: str, interval: str, start_us: int) -> str:
-    """The `bars` document id, unique per (symbol, interval, start)."""
-    return f"{symbol}|{interval}|{start_us}"
-
-
 def bar_doc(change: BarChange, *, final: bool) -> dict[str, Any]:
-    """A `bars` document; start and end are BSON dates (bar bounds are whole seconds)."""
-    bar, length = change.bar, change.interval.length_us
-    return {
-        "_id": bar_id(change.symbol, change.interval.name, bar.start_us),
-        "symbol": change.symbol,
-        "interval": change.interval.name,
-        "start": from_us(bar.start_us),
-        "end": from_us(bar.start_us + length),
-        "open": bar.open,
-        "high": bar.high,
-        "low": bar.low,
-        "close": bar.close,
-        "volume": bar.volume,
-        "vwap": bar.notional / bar.volume if bar.volume else bar.close,
-        "trades": bar.trades,
-        "final": final,
-        "version": bar.version,
-        "received_ns": bar.received_ns,
-    }
+    """A `bars` document (the format is defined in tickwire.mongo.documents)."""
+    return encode_bar(change.bar.to_wire(change.symbol, change.interval, final=final))
 
 
 #: Upserts per update command. FerretDB v1 (SQLite) keeps every statement's cursor,
