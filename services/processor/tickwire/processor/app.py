@@ -44,5 +44,13 @@ def create_app(settings: ProcessorSettings) -> FastAPI:
 
     app = FastAPI(title="tickwire processor", lifespan=lifespan)
     app.add_middleware(REDMiddleware, service="processor")
-    app.include_router(health_router({"kafka": loop.kafka_ready, "mongodb": loop.mongodb_ready}))
+    app.include_router(
+        health_router(
+            {
+                "kafka": loop.kafka_ready,
+                "mongodb": loop.mongodb_ready,
+                "partitions": loop.partitions_ready,
+            }
+        )
+    )
     return app

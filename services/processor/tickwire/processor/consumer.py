@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
@@ -78,6 +80,12 @@ class ProcessorLoop:
         # partitions taken over after a crash: last offset of the batch that was being
         # published then; the replay is held back (accumulated) until it gets there
         self._hold: dict[TopicPartition, int] = {}
+        # partitions assigned whose state could not be restored yet: paused (nothing of
+        # them is processed or committed) and retried with backoff from the loop
+        self._unrestored: set[TopicPartition] = set()
+        self._restore_backoff = Backoff(base=0.2, cap=settings.retry_cap_seconds)
+        self._restore_due = 0.0
+        self._faulted_batches = 0
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
@@ -92,6 +100,10 @@ class ProcessorLoop:
         """The last MongoDB call succeeded."""
         return MONGODB not in self._failing
 
+    async def partitions_ready(self) -> bool:
+        """Every assigned partition had its state restored (none is paused for it)."""
+        return not self._unrestored
+
     # -- life --------------------------------------------------------------------
     async def run(self) -> None:
         """Start the clients (waiting out outages), then process until cancelled."""
@@ -104,6 +116,8 @@ class ProcessorLoop:
             self.consumer = consumer
             log.info("processor consuming %s as %s", s.topic_raw, s.instance_id or "dynamic")
             while True:
+                if self._unrestored:
+                    await self._retry_restore(consumer)
                 batch = await self._poll(consumer)
                 if batch and self._hold:
                     batch = await self._complete_replay(consumer, batch)
@@ -162,34 +176,91 @@ class ProcessorLoop:
 
     # -- rebalances ----------------------------------------------------------------
     async def on_revoked(self, revoked: Sequence[TopicPartition]) -> None:
-        """Wait for the batch in flight (it commits), then forget those partitions."""
-        async with self._lock:
-            gone = {tp for tp in revoked if tp.topic == self.settings.topic_raw}
-            self._owned -= gone
-            self.aggregator.drop_partitions(tp.partition for tp in gone)
-            for tp in gone:
-                with contextlib.suppress(KeyError):
-                    m.LAG.remove(str(tp.partition))
-            m.REBALANCES.labels("revoked").inc()
+        """Wait for the batch in flight (it commits), then forget those partitions.
+
+        Never raises: aiokafka would log and swallow it, and the loop would go on with
+        states of partitions it no longer owns."""
+        try:
+            async with self._lock:
+                gone = {tp for tp in revoked if tp.topic == self.settings.topic_raw}
+                self._owned -= gone
+                self._unrestored -= gone
+                m.UNRESTORED.set(len(self._unrestored))
+                for tp in gone:
+                    self._hold.pop(tp, None)
+                self.aggregator.drop_partitions(tp.partition for tp in gone)
+                for tp in gone:
+                    with contextlib.suppress(KeyError):
+                        m.LAG.remove(str(tp.partition))
+                m.REBALANCES.labels("revoked").inc()
+        except Exception:
+            m.REBALANCE_FAILURES.labels("revoked").inc()
+            log.exception("handling the revocation of %s failed", revoked)
 
     async def on_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        """Reload the states of newly owned partitions from MongoDB before any record."""
+        """Reload the states of newly owned partitions from MongoDB before any record.
+
+        A partition whose restore fails is paused (nothing of it is fetched, processed
+        or committed), counted in `tickwire_processor_rebalance_failures_total`, makes
+        /readyz false, and is retried with backoff by the loop: never left running
+        without its state, which would restart its symbols' versions."""
         async with self._lock:
             new = {tp for tp in assigned if tp.topic == self.settings.topic_raw} - self._owned
-            partitions = [tp.partition for tp in new]
-            states = await self._retry(MONGODB, lambda: self.store.load(partitions))
-            self.aggregator.load(states)
-            inflight = await self._retry(
-                MONGODB, lambda: self.store.load_inflight(self.settings.topic_raw, partitions)
-            )
-            for tp in new:
-                if tp.partition in inflight:
-                    self._hold[tp] = inflight[tp.partition]
-            self._owned |= new
             m.REBALANCES.labels("assigned").inc()
-            log.info(
-                "assigned partitions %s (%d symbols restored)", sorted(partitions), len(states)
-            )
+            if not new:
+                return
+            try:
+                await self._restore(new)
+            except Exception as exc:
+                self._defer_restore(new, exc)
+
+    async def _restore(self, partitions: set[TopicPartition]) -> None:
+        """Load the stored states and in-flight markers of partitions, then own them."""
+        numbers = [tp.partition for tp in partitions]
+        states = await self.store.load(numbers)
+        inflight = await self.store.load_inflight(self.settings.topic_raw, numbers)
+        self.aggregator.load(states)
+        for tp in partitions:
+            if tp.partition in inflight:
+                self._hold[tp] = inflight[tp.partition]
+        self._owned |= partitions
+        log.info("assigned partitions %s (%d symbols restored)", sorted(numbers), len(states))
+
+    def _defer_restore(self, partitions: set[TopicPartition], exc: BaseException) -> None:
+        m.REBALANCE_FAILURES.labels("assigned").inc()
+        if isinstance(exc, RETRIABLE):
+            m.DEPENDENCY_FAILURES.labels(MONGODB).inc()
+        log.error(
+            "restoring partitions %s failed, paused until it succeeds: %r",
+            sorted(tp.partition for tp in partitions),
+            exc,
+        )
+        if self.consumer is not None:
+            with contextlib.suppress(IllegalStateError):
+                self.consumer.pause(*partitions)
+        self._unrestored |= partitions
+        m.UNRESTORED.set(len(self._unrestored))
+        self._restore_due = time.monotonic() + self._restore_backoff.next_delay()
+
+    async def _retry_restore(self, consumer: AIOKafkaConsumer) -> None:
+        """Retry the restore of paused partitions once their backoff is over."""
+        if time.monotonic() < self._restore_due:
+            return
+        async with self._lock:
+            pending = self._unrestored & consumer.assignment()
+            self._unrestored = set(pending)
+            if pending:
+                try:
+                    await self._restore(pending)
+                except Exception as exc:
+                    self._unrestored -= pending
+                    self._defer_restore(pending, exc)
+                    return
+                self._unrestored.clear()
+                self._restore_backoff.reset()
+                # nothing of them was processed: records fetched meanwhile were rewound
+                consumer.resume(*pending)
+            m.UNRESTORED.set(len(self._unrestored))
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
         """One processing batch: a getmany(), topped up while more records are already
@@ -237,6 +308,7 @@ class ProcessorLoop:
         """Aggregate, publish, store, commit one getmany() batch (see the module doc)."""
         s = self.settings
         owned = {tp: records for tp, records in batch.items() if tp in self._owned}
+        await self._rewind_unowned(batch)
         started = time.perf_counter()
         outcome = self.aggregator.apply(owned)
         records = batch_records(
@@ -254,11 +326,13 @@ class ProcessorLoop:
             started = time.perf_counter()
             await self._retry(KAFKA, lambda: self._publish(records))
             m.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            self._fault_point("after_publish")
         if outcome.states or outcome.closed:
             started = time.perf_counter()
             upserts = await self._retry(MONGODB, lambda: self.store.write(outcome))
             m.MONGO_SECONDS.observe(time.perf_counter() - started)
             m.MONGO_WRITES.inc(upserts)
+            self._fault_point("after_store")
         if outcome.commit:
             await self._commit(outcome.commit)
         m.BATCH_RECORDS.observe(sum(len(r) for r in owned.values()))
@@ -271,6 +345,27 @@ class ProcessorLoop:
         m.DEAD_LETTERS.inc(len(outcome.dead))
         m.PUBLISHED.labels("update").inc(len(outcome.updates))
         m.PUBLISHED.labels("bar").inc(len(outcome.closed))
+
+    def _fault_point(self, point: str) -> None:
+        """Test seam (TICKWIRE_FAULT_POINT): at the named point of the Nth batch that
+        reaches it, the process sends itself SIGKILL (a crash) or SIGSTOP (a stall)."""
+        s = self.settings
+        if s.fault_point != point:
+            return
+        self._faulted_batches += 1
+        if self._faulted_batches == s.fault_batch:
+            log.warning("test fault: SIG%s at %s of batch %d", s.fault_signal, point, s.fault_batch)
+            os.kill(os.getpid(), signal.SIGKILL if s.fault_signal == "KILL" else signal.SIGSTOP)
+
+    async def _rewind_unowned(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
+        """Records of an assigned partition that is not (yet) restored are not processed;
+        seek back so they are fetched again once it is, instead of being skipped."""
+        consumer = self.consumer
+        if consumer is None:
+            return
+        for tp, records in batch.items():
+            if records and tp not in self._owned and tp in consumer.assignment():
+                consumer.seek(tp, records[0].offset)
 
     async def _publish(self, records: list[OutgoingRecord]) -> None:
         if self._producer_broken or self.publisher is None:

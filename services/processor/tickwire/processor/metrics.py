@@ -52,3 +52,20 @@ PAUSED = Gauge(
 COMMIT_FAILURES = Counter(
     "tickwire_processor_commit_failures_total", "offset commits refused (e.g. by a rebalance)"
 )
+REBALANCE_FAILURES = Counter(
+    "tickwire_processor_rebalance_failures_total",
+    "rebalance callbacks that failed (a failed restore is retried with the partition paused)",
+    ["event"],
+)
+UNRESTORED = Gauge(
+    "tickwire_processor_unrestored_partitions",
+    "assigned partitions paused because their state is not restored yet",
+)
+STALE_WRITES = Counter(
+    "tickwire_processor_stale_writes_total",
+    "quotes writes refused because MongoDB already holds a newer version of the symbol",
+)
+UNPROCESSABLE = Counter(
+    "tickwire_processor_unprocessable_total",
+    "records that made processing fail unexpectedly, isolated and dead-lettered",
+)

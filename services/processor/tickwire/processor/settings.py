@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from tickwire.core.settings import CommonSettings
@@ -40,3 +42,12 @@ class ProcessorSettings(CommonSettings):
     quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
     bars_collection: str = Field("bars", description="MongoDB collection of bars")
     retry_cap_seconds: float = Field(5.0, gt=0, description="longest backoff between retries")
+    fault_point: Literal["after_publish", "after_store"] | None = Field(
+        None,
+        description="TEST SEAM, never in production: at this point of the fault_batch-th "
+        "batch reaching it the process signals itself (crash and stall tests)",
+    )
+    fault_batch: int = Field(1, ge=1, description="test seam: which batch reaching fault_point")
+    fault_signal: Literal["KILL", "STOP"] = Field(
+        "KILL", description="test seam: SIGKILL (crash) or SIGSTOP (stall) at fault_point"
+    )

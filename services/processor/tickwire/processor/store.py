@@ -1,12 +1,23 @@
 """MongoDB persistence: `quotes` (one document per symbol: the latest state, the last
 applied ticks.raw offset and the symbol's forming bars) and `bars` (one document per
-closed bar, unique on symbol, interval and start). States are idempotent upserts keyed
-by `_id`; closed bars are inserted and a duplicate (a replay) is ignored. Both are
-batched per poll; replaying a batch writes the same documents again.
+closed bar, unique on symbol, interval and start). Closed bars are inserted and a
+duplicate (a replay) is ignored. Both are batched per poll; replaying a batch writes
+the same documents again.
+
+A `quotes` write is guarded by version: it replaces the stored document only if that
+one is older — a lower `version`, or the same version at an offset not past ours (a
+replay, or late events that moved the offset but not the version), or the same version
+on another partition (a symbol that moved when partitions were added). So a zombie (an
+instance that lost its partitions while stalled and writes late) never overwrites the
+newer state its successor wrote. FerretDB v1 answers a conditional upsert that finds a
+newer document with a duplicate-key error pymongo cannot parse, so a symbol this store
+has not seen in MongoDB is inserted (a duplicate key: it exists, go conditional) and a
+known one is replaced conditionally without upsert.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,8 +27,24 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from tickwire.mongo.documents import encode_bar
+from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import BarChange, BatchOutcome
 from tickwire.processor.state import SymbolState
+
+log = logging.getLogger(__name__)
+
+
+def _older_than(doc: dict[str, Any]) -> dict[str, Any]:
+    """The filter matching the stored quotes document only if `doc` may replace it."""
+    version, offset, partition = doc["version"], doc["offset"], doc["partition"]
+    return {
+        "_id": doc["_id"],
+        "$or": [
+            {"version": {"$lt": version}},
+            {"version": version, "offset": {"$lte": offset}},
+            {"version": version, "partition": {"$ne": partition}},
+        ],
+    }
 
 
 def bar_doc(change: BarChange, *, final: bool) -> dict[str, Any]:
@@ -51,6 +78,7 @@ class StateStore:
         self.quotes = db[quotes]
         self.bars = db[bars]
         self.inflight = db[inflight]
+        self._known: set[str] = set()  # symbols whose quotes document exists
 
     async def mark_inflight(self, topic: str, last_offsets: dict[int, int]) -> None:
         """Record, before publishing a batch, the last input offset it covers per partition.
@@ -105,7 +133,21 @@ class StateStore:
         if not wanted:
             return []
         cursor = self.quotes.find({"partition": {"$in": wanted}})
-        return [SymbolState.from_doc(doc) async for doc in cursor]
+        states = [SymbolState.from_doc(doc) async for doc in cursor]
+        self._known.update(state.symbol for state in states)
+        return states
+
+    async def load_symbols(self, symbols: Iterable[str]) -> list[SymbolState]:
+        """The stored states of these symbols, wherever they were (a symbol moves to
+        another partition when partitions are added to ticks.raw)."""
+        wanted = sorted(set(symbols))
+        if not wanted:
+            return []
+        states = [
+            SymbolState.from_doc(doc) async for doc in self.quotes.find({"_id": {"$in": wanted}})
+        ]
+        self._known.update(state.symbol for state in states)
+        return states
 
     async def write(self, outcome: BatchOutcome) -> int:
         """Insert the batch's closed bars, then upsert its states (unordered bulk writes
@@ -115,18 +157,60 @@ class StateStore:
         by 500 events in the batch is one upsert here. Returns the number of documents written.
         """
         wires = {state.symbol: state for state in outcome.updates}
-        quote_ops: list[ReplaceOne[Any]] = []
+        docs: list[dict[str, Any]] = []
         for state in outcome.states:
             wire = wires.get(state.symbol)
             if wire is None:  # only late events touched it: the state is unchanged
                 wire = state.to_wire(state.offset)
-            quote_ops.append(ReplaceOne({"_id": state.symbol}, state.to_doc(wire), upsert=True))
+            docs.append(state.to_doc(wire))
         bars = [bar_doc(change, final=True) for change in outcome.closed]
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
         await self._insert_bars(bars)
-        await _bulk_upsert(self.quotes, quote_ops)
-        return len(quote_ops) + len(bars)
+        await self._write_quotes(docs)
+        return len(docs) + len(bars)
+
+    async def _write_quotes(self, docs: list[dict[str, Any]]) -> None:
+        """Insert the new symbols' documents, replace the known ones if not newer."""
+        fresh = [doc for doc in docs if doc["_id"] not in self._known]
+        exists = await self._insert_new(fresh)
+        guarded = [doc for doc in docs if doc["_id"] in self._known or doc["_id"] in exists]
+        matched = 0
+        for i in range(0, len(guarded), UPSERTS_PER_COMMAND):
+            chunk = guarded[i : i + UPSERTS_PER_COMMAND]
+            result = await self.quotes.bulk_write(
+                [ReplaceOne(_older_than(doc), doc) for doc in chunk], ordered=False
+            )
+            matched += result.matched_count
+        if matched < len(guarded):
+            await self._after_refusals(guarded, matched)
+        self._known.update(doc["_id"] for doc in fresh)
+
+    async def _insert_new(self, docs: list[dict[str, Any]]) -> set[str]:
+        """Insert documents; return the ids that already existed (not inserted)."""
+        exists: set[str] = set()
+        for i in range(0, len(docs), UPSERTS_PER_COMMAND):
+            chunk = docs[i : i + UPSERTS_PER_COMMAND]
+            try:
+                await self.quotes.insert_many(chunk, ordered=False)
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors", [])
+                if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+                    raise
+                exists.update(chunk[int(error["index"])]["_id"] for error in errors)
+        return exists
+
+    async def _after_refusals(self, docs: list[dict[str, Any]], matched: int) -> None:
+        """Some conditional replaces matched nothing: the stored document is newer (a
+        stale write, refused and counted) or is gone (deleted by hand: insert it)."""
+        ids = [doc["_id"] for doc in docs]
+        present = {d["_id"] async for d in self.quotes.find({"_id": {"$in": ids}}, {"_id": 1})}
+        missing = [doc for doc in docs if doc["_id"] not in present]
+        await self._insert_new(missing)
+        stale = len(docs) - matched - len(missing)
+        if stale > 0:
+            m.STALE_WRITES.inc(stale)
+            log.warning("%d quotes writes refused: MongoDB holds newer versions", stale)
 
     async def _insert_bars(self, bars: list[dict[str, Any]]) -> None:
         """Insert closed bars; one that is already there (a replay) is left as it is.
