@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from tickwire.events import types
+
 CE_SPECVERSION = "ce_specversion"
 CE_ID = "ce_id"
 CE_SOURCE = "ce_source"
@@ -32,6 +34,25 @@ SOURCE_PARTITION = "tw_source_partition"
 SOURCE_OFFSET = "tw_source_offset"
 
 Headers = list[tuple[str, bytes]]
+
+_SPECVERSION = (CE_SPECVERSION, types.SPECVERSION.encode())
+_JSON = (CONTENT_TYPE, b"application/json")
+
+
+def cloudevent(*, id_: bytes, source: bytes, type_: bytes, subject: bytes, time: bytes) -> Headers:
+    """The CloudEvents binary-mode headers of a record whose value is JSON data, in the
+    order every tickwire producer writes them: ce_specversion, ce_id, ce_source,
+    ce_type, ce_subject, ce_time (RFC 3339), content-type. Callers append their own
+    (tw_received_ns, tw_version, traceparent) after these."""
+    return [
+        _SPECVERSION,
+        (CE_ID, id_),
+        (CE_SOURCE, source),
+        (CE_TYPE, type_),
+        (CE_SUBJECT, subject),
+        (CE_TIME, time),
+        _JSON,
+    ]
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | None) -> dict[str, bytes]:

@@ -1,4 +1,5 @@
 """Record values on tickwire's topics, as msgspec Structs (fast to encode and decode).
+The event kinds (`TradeData`, `QuoteData`) are registered in `kinds.py`.
 
     ticks.raw       key=symbol  value=TradeData | QuoteData (by header ce_type)
     ticker.updates  key=symbol  value=TickerState  (one symbol's whole current state)
@@ -17,27 +18,32 @@ from datetime import datetime
 
 import msgspec
 
-
-class TradeData(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A trade as it travels on ticks.raw."""
-
-    symbol: str
-    price: float
-    size: float
-    time: datetime
-    venue: str | None = None
-    trade_id: str | None = None
+from tickwire.events.rules import Price, QuoteSize, Time, TradeId, TradeSize, Venue
+from tickwire.events.symbols import Symbol
 
 
-class QuoteData(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """A top-of-book quote as it travels on ticks.raw."""
+class TradeData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A trade as it is posted and as it travels on ticks.raw; decoding applies the
+    field rules of `rules.py` (use `kinds.TRADE.decode` for all of them)."""
 
-    symbol: str
-    bid: float
-    bid_size: float
-    ask: float
-    ask_size: float
-    time: datetime
+    symbol: Symbol
+    price: Price
+    size: TradeSize
+    time: Time
+    venue: Venue | None = None
+    trade_id: TradeId | None = None
+
+
+class QuoteData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A top-of-book quote as it is posted and as it travels on ticks.raw (use
+    `kinds.QUOTE.decode` for every rule, bid <= ask included)."""
+
+    symbol: Symbol
+    bid: Price
+    bid_size: QuoteSize
+    ask: Price
+    ask_size: QuoteSize
+    time: Time
 
 
 class SourceOffsets(msgspec.Struct, array_like=True):

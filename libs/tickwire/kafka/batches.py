@@ -2,7 +2,7 @@
 
 `producer.send()` per record costs ~20 µs of client CPU; building one record batch per
 partition with `create_batch()` + `send_batch()` costs a tenth of that. The partition
-is chosen for each key with aiokafka's DefaultPartitioner (murmur2, as the Java client
+is chosen for each key by `tickwire.events.partitioner` (murmur2, as the Java client
 does), so a symbol lands on the same partition as it would through `send()`.
 Idempotence still holds: sequence numbers are assigned per batch when it is drained.
 """
@@ -10,13 +10,14 @@ Idempotence still holds: sequence numbers are assigned per batch when it is drai
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import DefaultPartitioner
 
 from tickwire.core.errors import PermanentError
+from tickwire.events.partitioner import partition_for
 
 
 class OutgoingRecord(NamedTuple):
@@ -37,7 +38,6 @@ class BatchPublisher:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self.producer = producer
-        self._partitioner = DefaultPartitioner()
         self._partitions: dict[str, list[int]] = {}
         self._by_key: dict[tuple[str, bytes], int] = {}
 
@@ -47,12 +47,10 @@ class BatchPublisher:
             partitions = sorted(await self.producer.partitions_for(topic))
             self._partitions[topic] = partitions
         if key is None:
-            return int(self._partitioner(None, partitions, partitions))
+            return random.choice(partitions)  # noqa: S311  # spread, as the Java client does
         cached = self._by_key.get((topic, key))
         if cached is None:
-            cached = self._by_key[(topic, key)] = int(
-                self._partitioner(key, partitions, partitions)
-            )
+            cached = self._by_key[(topic, key)] = partitions[partition_for(key, len(partitions))]
         return cached
 
     async def publish(self, records: Iterable[OutgoingRecord]) -> int:

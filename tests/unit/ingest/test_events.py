@@ -133,9 +133,43 @@ def test_missing_and_unknown_type() -> None:
     assert refused({"symbol": "AAPL"}).field == "type"
 
 
-def test_size_zero_and_time_within_skew_are_fine() -> None:
-    assert one(trade(size=0)).data.size == 0  # type: ignore[union-attr]
+def test_a_trade_of_size_zero_is_refused_a_quote_side_of_size_zero_is_fine() -> None:
+    # the documented rule (tickwire.events.rules): a trade moves shares, size > 0;
+    # an empty side of the book is a quote size of 0
+    for size in (0, 0.0, -0.0):
+        assert refused(trade(size=size)).field == "size"
+    empty_side = one(quote(bid_size=0, ask_size=0)).data
+    assert (empty_side.bid_size, empty_side.ask_size) == (0, 0)  # type: ignore[union-attr]
+
+
+def test_time_within_skew_is_fine() -> None:
     assert one(trade(time="2026-03-02T14:30:04Z")).data.symbol == "AAPL"
+
+
+def test_a_body_that_is_not_utf8_is_a_body_error_naming_the_byte() -> None:
+    body = orjson.dumps(trade(venue="XNAS")).replace(b"XNAS", b"XN\xffS")
+    with pytest.raises(MalformedBody, match=r"not valid UTF-8: byte 0xff at offset \d+"):
+        parse_one(body, BodyKind.JSON, LIMITS)
+    for kind in (BodyKind.JSON, BodyKind.NDJSON):
+        with pytest.raises(MalformedBody, match="not valid UTF-8"):
+            parse_batch(b"[" + body + b"]" if kind is BodyKind.JSON else body, kind, LIMITS)
+
+
+@pytest.mark.parametrize("depth", [10_000, 200_000])
+def test_deep_nesting_is_a_body_error_in_every_shape(depth: int) -> None:
+    deep = b"[" * depth + b"]" * depth
+    # an extension attribute is skipped, not validated: the parser must still survive it
+    data = {k: v for k, v in trade().items() if k != "type"}
+    extension = orjson.dumps({**cloud(data), "ext": 0}).replace(b'"ext":0', b'"ext":' + deep)
+    with pytest.raises(MalformedBody, match="JSON nested too deeply"):
+        parse_one(extension, BodyKind.CLOUDEVENT, LIMITS)
+    with pytest.raises(MalformedBody, match="JSON nested too deeply"):
+        parse_batch(b"[" + extension + b"]", BodyKind.CLOUDEVENT_BATCH, LIMITS)
+    with pytest.raises(MalformedBody, match="JSON nested too deeply"):
+        parse_batch(b"[" + deep + b"]", BodyKind.JSON, LIMITS)
+    [line] = parse_batch(deep + b"\n", BodyKind.NDJSON, LIMITS)
+    assert isinstance(line, EntryError)
+    assert line.status in (400, 422)
 
 
 def test_huge_exponent_is_refused_not_infinite() -> None:

@@ -1,5 +1,5 @@
 """The hot path's msgspec structs and the documented pydantic models must accept and
-refuse exactly the same inputs (the rules are written once, in rules.py)."""
+refuse exactly the same inputs (the rules are written once, in tickwire.events)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pydantic
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.ingest_inputs import mostly, numbers, symbols, texts
 from tickwire.events import types
 from tickwire.ingest import models
 from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
@@ -21,23 +22,6 @@ PLAIN = pydantic.TypeAdapter(models.PlainEvent)
 CLOUD = pydantic.TypeAdapter(models.CloudEvent)
 
 
-def mostly(valid: st.SearchStrategy[Any], edge: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """Valid values seven times in eight, so both answers are common."""
-    return st.integers(0, 7).flatmap(lambda n: edge if n == 0 else valid)
-
-
-symbols = mostly(
-    st.from_regex(r"\A[A-Z0-9][A-Z0-9._/-]{0,23}\Z"),
-    st.sampled_from(["A" * 25, "aapl", "", ".A", "AAPL\n", "AA PL", "ÅPL", "A\u0000", "-X"]),
-)
-numbers = mostly(
-    st.one_of(st.floats(min_value=1e-6, max_value=1e6), st.integers(1, 10**6)),
-    st.one_of(
-        st.sampled_from([0, 0.0, -0.0, -1, 1e15, 1e15 + 1, 5e-324, True, "1", None]),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.integers(min_value=-(10**16), max_value=10**16),
-    ),
-)
 times = mostly(
     st.sampled_from(
         [
@@ -59,14 +43,6 @@ times = mostly(
             1700000000,
             None,
         ]
-    ),
-)
-texts = mostly(
-    st.from_regex(r"\A[A-Za-z0-9._-]{1,20}\Z"),
-    st.one_of(
-        st.none(),
-        st.sampled_from(["", "a b", "é", "~" * 65, "k" * 129, "x\n"]),
-        st.text(max_size=10),
     ),
 )
 
@@ -160,8 +136,10 @@ def test_cloudevents_agree(
 
 
 def test_examples_in_the_docs_are_valid() -> None:
-    for model in (models.Trade, models.Quote, models.CloudTrade):
-        for example in model.model_config.get("json_schema_extra", {}).get("examples", []):  # type: ignore[union-attr]
+    for model in (*models.PLAIN_MODELS, *models.CLOUD_MODELS):
+        examples = model.model_config.get("json_schema_extra", {}).get("examples", [])  # type: ignore[union-attr]
+        assert examples, model
+        for example in examples:
             assert hot_path_accepts(
                 example, BodyKind.CLOUDEVENT if "specversion" in example else BodyKind.JSON
             )

@@ -12,10 +12,10 @@ from ulid import ULID
 
 from tickwire.events import headers as h
 from tickwire.events import types, wire
+from tickwire.events.partitioner import partition_for
 from tickwire.ingest import ids, keys
 from tickwire.ingest.auth import Authenticator, TokenBucket, digest
 from tickwire.ingest.events import Event
-from tickwire.ingest.publisher import partition_for
 from tickwire.ingest.records import build_records
 from tickwire.ingest.settings import IngestSettings
 

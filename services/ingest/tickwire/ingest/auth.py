@@ -25,16 +25,18 @@ import hashlib
 import logging
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tickwire.events import types
+from tickwire.events.kinds import BY_NAME
 from tickwire.ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
-TYPE_NAMES = {"trade": types.TRADE, "quote": types.QUOTE}
+#: scope name ("trade") -> CloudEvents type, for every registered event kind
+TYPE_NAMES = {name: kind.type for name, kind in BY_NAME.items()}
+KindName: Any = Literal[tuple(TYPE_NAMES)]
 ANONYMOUS = "anonymous"
 
 
@@ -43,7 +45,7 @@ class Scopes(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    types: list[Literal["trade", "quote"]] = ["trade", "quote"]
+    types: list[KindName] = list(TYPE_NAMES)
     symbols: list[str] = ["*"]
 
 

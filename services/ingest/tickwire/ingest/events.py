@@ -1,6 +1,8 @@
-"""The hot path's view of posted events: msgspec structs carrying the rules of
-`rules.py`, and the decoders that turn a request body into normalized events or
-per-entry errors.
+"""The hot path's view of posted events: the request shapes (plain JSON, structured
+CloudEvents) derived from the event kinds of `tickwire.events.kinds`, whose schemas
+and rules they reuse, and the decoders that turn a request body into normalized
+events or per-entry errors. Every decode goes through `parsing.guarded`: a body that
+is not UTF-8 or is nested too deeply is a 400 naming why, never a 500.
 
 Bodies come in four shapes (see `BodyKind`): one plain JSON event, one structured
 CloudEvent, a JSON array of either, or NDJSON (one plain event per line). A batch is
@@ -12,65 +14,18 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
+import operator
 import re
-from typing import Annotated, Literal
+from typing import Any, Literal
 
 import msgspec
 
-from tickwire.events import types, wire
-from tickwire.ingest import rules
-
-
-def _full_match(pattern: str) -> str:
-    # Python's `$` also matches before a trailing newline; the JSON Schema (and the
-    # pydantic models, which use Rust regexes) do not. `\Z` makes msgspec agree.
-    return pattern.removesuffix("$") + r"\Z"
-
-
-Symbol = Annotated[str, msgspec.Meta(pattern=_full_match(rules.SYMBOL_PATTERN))]
-EventId = Annotated[str, msgspec.Meta(pattern=_full_match(rules.ID_PATTERN))]
-Source = Annotated[str, msgspec.Meta(pattern=_full_match(rules.SOURCE_PATTERN))]
-Venue = Annotated[str, msgspec.Meta(pattern=_full_match(rules.VENUE_PATTERN))]
-TradeId = Annotated[str, msgspec.Meta(pattern=_full_match(rules.TRADE_ID_PATTERN))]
-Price = Annotated[float, msgspec.Meta(gt=0, le=rules.MAX_NUMBER)]
-Size = Annotated[float, msgspec.Meta(ge=0, le=rules.MAX_NUMBER)]
-Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
-
-
-class TradeFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A trade's data."""
-
-    symbol: Symbol
-    price: Price
-    size: Size
-    time: Time
-    venue: Venue | None = None
-    trade_id: TradeId | None = None
-
-
-class QuoteFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A quote's data."""
-
-    symbol: Symbol
-    bid: Price
-    bid_size: Size
-    ask: Price
-    ask_size: Size
-    time: Time
-
-
-class PlainTrade(TradeFields, tag_field="type", tag="trade"):
-    """A trade posted as plain JSON: `{"type": "trade", ...}`."""
-
-    id: EventId | None = None
-    source: Source | None = None
-
-
-class PlainQuote(QuoteFields, tag_field="type", tag="quote"):
-    """A quote posted as plain JSON: `{"type": "quote", ...}`."""
-
-    id: EventId | None = None
-    source: Source | None = None
+from tickwire.events import rules, wire
+from tickwire.events.kinds import KINDS, AnyKind
+from tickwire.events.parsing import MalformedInput, guarded, utf8_error
+from tickwire.events.rules import EventId, Source, Time
+from tickwire.events.symbols import Symbol
 
 
 class _CloudEnvelope(msgspec.Struct, kw_only=True):
@@ -83,20 +38,38 @@ class _CloudEnvelope(msgspec.Struct, kw_only=True):
     datacontenttype: Literal["application/json"] | None = None
 
 
-class CloudTrade(_CloudEnvelope, tag_field="type", tag=types.TRADE):
-    """A structured-mode CloudEvent carrying a trade."""
+def _plain_shape(kind: AnyKind) -> type[msgspec.Struct]:
+    """`{"type": "<name>", "id"?, "source"?, ...data}`: the kind's schema plus the two
+    optional envelope fields, tagged by its name."""
+    return msgspec.defstruct(
+        f"Plain{kind.name.title()}",
+        [("id", EventId | None, None), ("source", Source | None, None)],
+        bases=(kind.schema,),
+        tag_field="type",
+        tag=kind.name,
+        kw_only=True,
+        forbid_unknown_fields=True,
+    )
 
-    data: TradeFields
+
+def _cloud_shape(kind: AnyKind) -> type[msgspec.Struct]:
+    """A structured-mode CloudEvent whose `data` is the kind's schema."""
+    return msgspec.defstruct(
+        f"Cloud{kind.name.title()}",
+        [("data", kind.schema)],
+        bases=(_CloudEnvelope,),
+        tag_field="type",
+        tag=kind.type,
+        kw_only=True,
+    )
 
 
-class CloudQuote(_CloudEnvelope, tag_field="type", tag=types.QUOTE):
-    """A structured-mode CloudEvent carrying a quote."""
-
-    data: QuoteFields
-
-
-PlainEvent = PlainTrade | PlainQuote
-CloudEvent = CloudTrade | CloudQuote
+# request shapes, derived from the registry: shape -> kind
+_PLAIN: dict[type, AnyKind] = {_plain_shape(k): k for k in KINDS}
+_CLOUD: dict[type, AnyKind] = {_cloud_shape(k): k for k in KINDS}
+_FIELDS = {k: tuple(k.schema.__struct_fields__) for k in KINDS}
+PlainEvent: Any = functools.reduce(operator.or_, _PLAIN)
+CloudEvent: Any = functools.reduce(operator.or_, _CLOUD)
 
 
 class BodyKind(enum.Enum):
@@ -152,37 +125,23 @@ _PATH = re.compile(r" - at `\$(?:\[\d+\])?\.?([^`]*)`$")
 _NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]*)`")
 
 
-def _normalize(decoded: PlainTrade | PlainQuote | CloudTrade | CloudQuote, limits: Limits) -> Event:
-    fields: TradeFields | QuoteFields
-    id_: str | None = decoded.id
-    source: str | None = decoded.source
-    if isinstance(decoded, CloudTrade | CloudQuote):
+def _normalize(decoded: Any, limits: Limits) -> Event:
+    kind = _CLOUD.get(type(decoded))
+    data: wire.TradeData | wire.QuoteData
+    if kind is not None:
         rules.check_subject(decoded.subject, decoded.data.symbol)
-        fields = decoded.data
+        data = decoded.data
     else:
-        fields = decoded
-    time = rules.to_utc(fields.time)
-    rules.check_time(time, *limits)
-    if isinstance(fields, TradeFields):
-        data: wire.TradeData | wire.QuoteData = wire.TradeData(
-            symbol=fields.symbol,
-            price=fields.price,
-            size=fields.size,
-            time=time,
-            venue=fields.venue,
-            trade_id=fields.trade_id,
-        )
-        return Event(types.TRADE, id_, source, data)
-    rules.check_quote(fields.bid, fields.ask)
-    data = wire.QuoteData(
-        symbol=fields.symbol,
-        bid=fields.bid,
-        bid_size=fields.bid_size,
-        ask=fields.ask,
-        ask_size=fields.ask_size,
-        time=time,
-    )
-    return Event(types.QUOTE, id_, source, data)
+        kind = _PLAIN[type(decoded)]
+        data = kind.schema(**{name: getattr(decoded, name) for name in _FIELDS[kind]})
+    data = kind.normalize(data)  # type: ignore[arg-type]  # data is of kind's schema
+    rules.check_time(data.time, *limits)
+    return Event(kind.type, decoded.id, decoded.source, data)
+
+
+def _unreadable(body: bytes, exc: MalformedInput) -> str:
+    # the offset of a UTF-8 error in the body as sent (not in a joined NDJSON array)
+    return utf8_error(body) or str(exc)
 
 
 def _entry_error(exc: Exception) -> EntryError:
@@ -202,8 +161,10 @@ def _entry_error(exc: Exception) -> EntryError:
 
 def _decode_entry(raw: bytes, cloud: bool, limits: Limits) -> Event | EntryError:
     try:
-        decoded = _one_cloud.decode(raw) if cloud else _one_plain.decode(raw)
+        decoded = guarded(_one_cloud.decode if cloud else _one_plain.decode, raw)
         return _normalize(decoded, limits)
+    except MalformedInput as exc:
+        return EntryError(400, None, str(exc))
     except (msgspec.DecodeError, rules.RuleError) as exc:
         return _entry_error(exc)
 
@@ -213,10 +174,12 @@ def parse_one(body: bytes, kind: BodyKind, limits: Limits) -> Event:
     if kind not in (BodyKind.JSON, BodyKind.CLOUDEVENT):
         raise MalformedBody(f"{kind.value} is for /v1/events:batch")
     try:
-        decoded = (
-            _one_cloud.decode(body) if kind is BodyKind.CLOUDEVENT else _one_plain.decode(body)
+        decoded = guarded(
+            _one_cloud.decode if kind is BodyKind.CLOUDEVENT else _one_plain.decode, body
         )
         return _normalize(decoded, limits)
+    except MalformedInput as exc:
+        raise MalformedBody(_unreadable(body, exc)) from None
     except msgspec.ValidationError as exc:
         raise _entry_error(exc) from None
     except msgspec.DecodeError as exc:
@@ -246,7 +209,9 @@ def parse_batch(body: bytes, kind: BodyKind, limits: Limits) -> list[Event | Ent
     else:
         joined = body
     try:
-        decoded = _many_cloud.decode(joined) if cloud else _many_plain.decode(joined)
+        decoded = guarded(_many_cloud.decode if cloud else _many_plain.decode, joined)
+    except MalformedInput as exc:
+        raise MalformedBody(_unreadable(body, exc)) from None
     except msgspec.DecodeError:
         pass  # some entry (or the whole body) is wrong: find out which, below
     else:
@@ -262,7 +227,9 @@ def parse_batch(body: bytes, kind: BodyKind, limits: Limits) -> list[Event | Ent
         return out
     if kind is not BodyKind.NDJSON:
         try:
-            lines = [bytes(raw) for raw in _many_raw.decode(body)]
+            lines = [bytes(raw) for raw in guarded(_many_raw.decode, body)]
+        except MalformedInput as exc:
+            raise MalformedBody(_unreadable(body, exc)) from None
         except msgspec.ValidationError:
             raise MalformedBody("the body must be a JSON array of events") from None
         except msgspec.DecodeError as exc:

@@ -1,34 +1,27 @@
 """The API's models as pydantic v2: what `/docs` and the OpenAPI document show, with
-examples. The hot path decodes with the msgspec structs of `events.py`; both carry the
-rules of `rules.py`, and a unit test checks they accept and refuse the same inputs.
-Validate with `context={"now": ..., "max_future_skew": ...}` to apply the time rule
-against a given clock (default: now, 5 s).
+examples. They are built from the event kinds of `tickwire.events.kinds` (each kind's
+`doc_model` is its data), wrapped in the plain-JSON and structured-CloudEvents shapes
+ingest reads. The hot path decodes with msgspec (`events.py`, the same registry); a
+property test checks both accept and refuse the same inputs. Validate with
+`context={"now": ..., "max_future_skew": ...}` to apply the time rule against a given
+clock (default: now, 5 s).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, Union
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
-from tickwire.events import types
-from tickwire.ingest import rules
+from tickwire.events import rules
+from tickwire.events.docs import Symbol
+from tickwire.events.kinds import KINDS, AnyKind
 
-Symbol = Annotated[
-    str, Field(pattern=rules.SYMBOL_PATTERN, description="ticker symbol", examples=["AAPL"])
-]
 EventId = Annotated[
     str, Field(pattern=rules.ID_PATTERN, description="the producer's idempotency key")
 ]
 Source = Annotated[str, Field(pattern=rules.SOURCE_PATTERN, description="CloudEvents source")]
-Venue = Annotated[str, Field(pattern=rules.VENUE_PATTERN, description="trading venue (MIC)")]
-TradeId = Annotated[str, Field(pattern=rules.TRADE_ID_PATTERN, description="venue trade id")]
-Price = Annotated[float, Field(gt=0, le=rules.MAX_NUMBER, allow_inf_nan=False)]
-Size = Annotated[float, Field(ge=0, le=rules.MAX_NUMBER, allow_inf_nan=False)]
-
-_STRICT = ConfigDict(strict=True, extra="forbid")
-_TIME = "2026-03-02T14:30:00.125Z"
 
 
 def _check_time(time: dt.datetime, info: ValidationInfo) -> None:
@@ -38,92 +31,17 @@ def _check_time(time: dt.datetime, info: ValidationInfo) -> None:
     rules.check_time(rules.to_utc(time), now, skew)
 
 
-class TradeData(BaseModel):
-    """A trade: `symbol` traded `size` at `price` at `time`."""
+class _PlainEnvelope(BaseModel):
+    """The envelope fields of a plain-JSON event, beside the kind's data fields."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    symbol: Symbol
-    price: Price
-    size: Size
-    time: AwareDatetime
-    venue: Venue | None = None
-    trade_id: TradeId | None = None
-
-
-class QuoteData(BaseModel):
-    """A top-of-book quote; `bid` may not be above `ask`."""
-
-    model_config = _STRICT
-
-    symbol: Symbol
-    bid: Price
-    bid_size: Size
-    ask: Price
-    ask_size: Size
-    time: AwareDatetime
-
-
-class Trade(TradeData):
-    """A trade posted as plain JSON."""
-
-    model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "trade",
-                    "id": "feed-a-000042",
-                    "symbol": "AAPL",
-                    "price": 227.31,
-                    "size": 100,
-                    "time": _TIME,
-                    "venue": "XNAS",
-                }
-            ]
-        },
-    )
-
-    type: Literal["trade"]
     id: EventId | None = None
     source: Source | None = None
 
     @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> Self:
-        _check_time(self.time, info)
-        return self
-
-
-class Quote(QuoteData):
-    """A quote posted as plain JSON."""
-
-    model_config = ConfigDict(
-        strict=True,
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "quote",
-                    "symbol": "AAPL",
-                    "bid": 227.30,
-                    "bid_size": 300,
-                    "ask": 227.32,
-                    "ask_size": 200,
-                    "time": _TIME,
-                }
-            ]
-        },
-    )
-
-    type: Literal["quote"]
-    id: EventId | None = None
-    source: Source | None = None
-
-    @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> Self:
-        _check_time(self.time, info)
-        rules.check_quote(self.bid, self.ask)
+    def _admission(self, info: ValidationInfo) -> Self:
+        _check_time(self.time, info)  # type: ignore[attr-defined]  # from the data model
         return self
 
 
@@ -138,58 +56,56 @@ class _CloudEnvelope(BaseModel):
     time: AwareDatetime | None = None
     datacontenttype: Literal["application/json"] | None = None
 
+    @model_validator(mode="after")
+    def _admission(self, info: ValidationInfo) -> Self:
+        data: Any = self.data  # type: ignore[attr-defined]  # declared by each kind
+        rules.check_subject(self.subject, data.symbol)
+        _check_time(data.time, info)
+        return self
 
-class CloudTrade(_CloudEnvelope):
-    """A trade as a structured-mode CloudEvent."""
 
-    model_config = ConfigDict(
-        strict=True,
-        extra="ignore",
-        json_schema_extra={
-            "examples": [
-                {
-                    "specversion": "1.0",
-                    "id": "feed-a-000042",
-                    "source": "/feeds/a",
-                    "type": types.TRADE,
-                    "subject": "AAPL",
-                    "datacontenttype": "application/json",
-                    "data": {"symbol": "AAPL", "price": 227.31, "size": 100, "time": _TIME},
-                }
-            ]
+def _plain_model(kind: AnyKind) -> type[BaseModel]:
+    example = {"type": kind.name, "id": "feed-a-000042", **kind.example}
+    namespace = {
+        "__module__": __name__,
+        "__doc__": f'A {kind.name} posted as plain JSON: `{{"type": "{kind.name}", ...}}`.',
+        "__annotations__": {"type": Literal[kind.name]},
+        "model_config": ConfigDict(
+            strict=True, extra="forbid", json_schema_extra={"examples": [example]}
+        ),
+    }
+    return type(kind.name.title(), (kind.doc_model, _PlainEnvelope), namespace)
+
+
+def _cloud_model(kind: AnyKind) -> type[BaseModel]:
+    example = {
+        "specversion": "1.0",
+        "id": "feed-a-000042",
+        "source": "/feeds/a",
+        "type": kind.type,
+        "subject": kind.example["symbol"],
+        "datacontenttype": "application/json",
+        "data": dict(kind.example),
+    }
+    namespace = {
+        "__module__": __name__,
+        "__doc__": f"A {kind.name} as a structured-mode CloudEvent.",
+        "__annotations__": {
+            "type": Literal[kind.type],
+            "data": kind.doc_model,
         },
-    )
-
-    type: Literal["io.tickwire.trade.v1"]
-    data: TradeData
-
-    @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> Self:
-        rules.check_subject(self.subject, self.data.symbol)
-        _check_time(self.data.time, info)
-        return self
+        "model_config": ConfigDict(
+            strict=True, extra="ignore", json_schema_extra={"examples": [example]}
+        ),
+    }
+    return type(f"Cloud{kind.name.title()}", (_CloudEnvelope,), namespace)
 
 
-class CloudQuote(_CloudEnvelope):
-    """A quote as a structured-mode CloudEvent."""
-
-    type: Literal["io.tickwire.quote.v1"]
-    data: QuoteData
-
-    @model_validator(mode="after")
-    def _rules(self, info: ValidationInfo) -> Self:
-        rules.check_subject(self.subject, self.data.symbol)
-        _check_time(self.data.time, info)
-        rules.check_quote(self.data.bid, self.data.ask)
-        return self
-
-
-PlainEvent = Annotated[Trade | Quote, Field(discriminator="type")]
-CloudEvent = Annotated[CloudTrade | CloudQuote, Field(discriminator="type")]
-
-# The Literal types above spell these out; keep them in step with tickwire.events.types.
-assert types.TRADE == "io.tickwire.trade.v1"
-assert types.QUOTE == "io.tickwire.quote.v1"
+#: The request models, one per kind and shape, in the registry's order.
+PLAIN_MODELS: tuple[type[BaseModel], ...] = tuple(_plain_model(k) for k in KINDS)
+CLOUD_MODELS: tuple[type[BaseModel], ...] = tuple(_cloud_model(k) for k in KINDS)
+PlainEvent: Any = Annotated[Union[PLAIN_MODELS], Field(discriminator="type")]  # noqa: UP007
+CloudEvent: Any = Annotated[Union[CLOUD_MODELS], Field(discriminator="type")]  # noqa: UP007
 
 
 # -- responses ---------------------------------------------------------------------

@@ -10,17 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from tickwire.ingest.models import (
-    Accepted,
-    BatchResult,
-    CloudQuote,
-    CloudTrade,
-    ErrorBody,
-    Quote,
-    Trade,
-)
+from tickwire.events.kinds import KINDS
+from tickwire.ingest.models import CLOUD_MODELS, PLAIN_MODELS, Accepted, BatchResult, ErrorBody
 
 _REF = "#/components/schemas/{model}"
 SECURITY_SCHEME = "ApiKey"
@@ -49,33 +43,20 @@ cover them all, the whole batch is refused with 429.
 """
 
 
-def _plain(ref: str = _REF) -> dict[str, Any]:
+def _one_of(tags: list[str], models: tuple[type[BaseModel], ...], ref: str) -> dict[str, Any]:
+    refs = [ref.format(model=m.__name__) for m in models]
     return {
-        "oneOf": [{"$ref": ref.format(model="Trade")}, {"$ref": ref.format(model="Quote")}],
-        "discriminator": {
-            "propertyName": "type",
-            "mapping": {
-                "trade": ref.format(model="Trade"),
-                "quote": ref.format(model="Quote"),
-            },
-        },
+        "oneOf": [{"$ref": r} for r in refs],
+        "discriminator": {"propertyName": "type", "mapping": dict(zip(tags, refs, strict=True))},
     }
+
+
+def _plain(ref: str = _REF) -> dict[str, Any]:
+    return _one_of([k.name for k in KINDS], PLAIN_MODELS, ref)
 
 
 def _cloud(ref: str = _REF) -> dict[str, Any]:
-    return {
-        "oneOf": [
-            {"$ref": ref.format(model="CloudTrade")},
-            {"$ref": ref.format(model="CloudQuote")},
-        ],
-        "discriminator": {
-            "propertyName": "type",
-            "mapping": {
-                "io.tickwire.trade.v1": ref.format(model="CloudTrade"),
-                "io.tickwire.quote.v1": ref.format(model="CloudQuote"),
-            },
-        },
-    }
+    return _one_of([k.type for k in KINDS], CLOUD_MODELS, ref)
 
 
 def _array(items: dict[str, Any], max_items: int) -> dict[str, Any]:
@@ -164,7 +145,7 @@ def install(app: FastAPI) -> None:
             return app.openapi_schema
         document = generate()
         _, defs = models_json_schema(
-            [(m, "validation") for m in (Trade, Quote, CloudTrade, CloudQuote)],
+            [(m, "validation") for m in (*PLAIN_MODELS, *CLOUD_MODELS)],
             ref_template=_REF,
         )
         components = document.setdefault("components", {})

@@ -9,9 +9,9 @@ next sequence number when it is drained, and retries in-flight batches until the
 broker acknowledges them: so order per partition holds, retries never duplicate, and
 while one batch waits for its ack the next fills up (batching without a linger delay).
 
-The partition is chosen as the Java client does (murmur2 of the key, positive, modulo
-the partition count: aiokafka's `DefaultPartitioner`), so a symbol always lands on the
-same partition whichever client wrote it.
+The partition is chosen by `tickwire.events.partitioner` (the Java client's murmur2,
+shared by every tickwire producer), so a symbol always lands on the same partition
+whichever client wrote it.
 
 Each record's result is its batch's base offset plus its position in the batch. A
 request waits for the batches holding its records up to a deadline; a batch that every
@@ -29,9 +29,9 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.partitioner import murmur2
 
 from tickwire.core.errors import BackpressureError, RetriableError
+from tickwire.events.partitioner import partition_for
 from tickwire.ingest import metrics
 
 Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
@@ -50,12 +50,6 @@ class KafkaUnavailableError(RetriableError):
 
 class OverloadedError(BackpressureError):
     """Too many events are already waiting for Kafka's ack."""
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The Java client's partition for a key: murmur2, made positive, modulo count."""
-    hashed: int = murmur2(key)
-    return (hashed & 0x7FFFFFFF) % partitions
 
 
 class _Batch:

@@ -11,15 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from tickwire.events import headers as h
-from tickwire.events import types, wire
+from tickwire.events import wire
+from tickwire.events.kinds import BY_TYPE
 from tickwire.ingest.events import Event
 from tickwire.ingest.ids import ulids
 from tickwire.ingest.publisher import Record
 
-# header tuples that are the same for every record, built once
-_SPECVERSION = (h.CE_SPECVERSION, types.SPECVERSION.encode())
-_CONTENT_TYPE = (h.CONTENT_TYPE, b"application/json")
-_TYPES = {t: (h.CE_TYPE, t.encode()) for t in (types.TRADE, types.QUOTE)}
+_TYPES = {t: t.encode() for t in BY_TYPE}
 _encode = wire.ENCODER.encode
 
 
@@ -34,7 +32,7 @@ def build_records(
     missing = sum(1 for e in events if e.id is None)
     fresh = iter(ulids(missing)) if missing else iter(())
     received = (h.RECEIVED_NS, str(received_ns).encode())
-    source_default = (h.CE_SOURCE, default_source.encode())
+    source_default = default_source.encode()
     trace = (h.TRACEPARENT, traceparent.encode()) if traceparent else None
     records: list[Record] = []
     ids: list[str] = []
@@ -42,16 +40,14 @@ def build_records(
         data = event.data
         event_id = event.id if event.id is not None else next(fresh)
         symbol = data.symbol.encode()
-        headers = [
-            _SPECVERSION,
-            (h.CE_ID, event_id.encode()),
-            (h.CE_SOURCE, event.source.encode()) if event.source else source_default,
-            _TYPES[event.type],
-            (h.CE_SUBJECT, symbol),
-            (h.CE_TIME, _encode(data.time)[1:-1]),
-            _CONTENT_TYPE,
-            received,
-        ]
+        headers = h.cloudevent(
+            id_=event_id.encode(),
+            source=event.source.encode() if event.source else source_default,
+            type_=_TYPES[event.type],
+            subject=symbol,
+            time=_encode(data.time)[1:-1],
+        )
+        headers.append(received)
         if trace is not None:
             headers.append(trace)
         records.append((symbol, _encode(data), headers))

@@ -15,11 +15,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, Request, Response
 
+from tickwire.events.rules import TRACEPARENT_PATTERN
 from tickwire.ingest import metrics, openapi
 from tickwire.ingest.auth import Authenticator, Principal
 from tickwire.ingest.errors import BodyTooLarge, Unauthorized, UnsupportedMediaType
 from tickwire.ingest.events import BodyKind
-from tickwire.ingest.rules import TRACEPARENT_PATTERN
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.settings import IngestSettings
 
@@ -32,6 +32,7 @@ _BATCH = {
     "application/jsonl": BodyKind.NDJSON,
 }
 _TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
+_DIGITS = re.compile(r"[0-9]{1,20}\Z")  # str.isdigit() is also true for "²", which int() refuses
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:
@@ -50,7 +51,7 @@ def _kind(request: Request, accepted: dict[str, BodyKind]) -> BodyKind:
 
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and _DIGITS.match(declared) and int(declared) > limit:
         raise BodyTooLarge(f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0

@@ -10,11 +10,9 @@ from tickwire.kafka.batches import OutgoingRecord
 from tickwire.kafka.deadletter import dead_letter_headers
 from tickwire.processor.aggregator import BarChange, BatchOutcome
 
-_SPEC = types.SPECVERSION.encode()
 _SOURCE = types.PROCESSOR_SOURCE.encode()
 _UPDATE = types.TICKER_UPDATE.encode()
 _BAR = types.BAR.encode()
-_JSON = b"application/json"
 
 
 def _rfc3339(wire_time: object) -> bytes:
@@ -24,16 +22,10 @@ def _rfc3339(wire_time: object) -> bytes:
 def _headers(
     event_id: bytes, kind: bytes, symbol: bytes, time: object, version: bytes, received: int | None
 ) -> list[tuple[str, bytes]]:
-    headers = [
-        (h.CE_SPECVERSION, _SPEC),
-        (h.CE_ID, event_id),
-        (h.CE_SOURCE, _SOURCE),
-        (h.CE_TYPE, kind),
-        (h.CE_SUBJECT, symbol),
-        (h.CE_TIME, _rfc3339(time)),
-        (h.CONTENT_TYPE, _JSON),
-        (h.VERSION, version),
-    ]
+    headers = h.cloudevent(
+        id_=event_id, source=_SOURCE, type_=kind, subject=symbol, time=_rfc3339(time)
+    )
+    headers.append((h.VERSION, version))
     if received is not None:
         headers.append((h.RECEIVED_NS, str(received).encode()))
     return headers
