@@ -75,7 +75,7 @@ def forming_differences(docs: list[dict[str, Any]], expected: Expected) -> list[
         problems.append(f"forming bars differ: {sorted(set(got) ^ set(want))[:10]}")
     for key, bar in want.items():
         have = got.get(key, {})
-        for field in ("open", "high", "low", "close", "volume", "trades", "version"):
+        for field in ("open", "high", "low", "close", "volume", "trades"):
             if not _same(have.get(field), bar[field]):
                 problems.append(f"{key}.{field}: got {have.get(field)!r}, want {bar[field]!r}")
     return problems

@@ -44,7 +44,7 @@ def test_update_bar_late_and_dead_letter_records() -> None:
         10.0,
         2,
         True,
-        1,
+        3,  # 2 * one trade + final
     )
     assert dict(bar.headers)["ce_id"] == b"A:1s:2026-11-27T14:30:00Z"
     assert dict(bar.headers)["ce_type"] == b"io.tickwire.bar.v1"
@@ -64,5 +64,5 @@ def test_forming_bars_are_published_only_when_asked() -> None:
     records = batch_records(out, **TOPICS, forming_bars=True)
     assert [r.topic for r in records] == ["u", "b"]
     forming = BAR_DECODER.decode(records[1].value)
-    assert (forming.final, forming.open, forming.volume, forming.version) == (False, 10.0, 2, 1)
-    assert dict(records[1].headers)["ce_id"] == b"A:1s:2026-11-27T14:30:00Z:1"
+    assert (forming.final, forming.open, forming.volume, forming.version) == (False, 10.0, 2, 2)
+    assert dict(records[1].headers)["ce_id"] == b"A:1s:2026-11-27T14:30:00Z:2"

@@ -8,6 +8,10 @@ late: it goes to ticks.late and changes nothing (not the bars, not the session).
 The watermark is per symbol because a symbol's events are totally ordered on one
 partition: the result does not depend on batch boundaries, partition assignment or
 other symbols, so a replay after a crash reproduces it exactly.
+
+Each record is decided in this order: unusable -> ticks.dlq; a trade whose bar closed,
+or a quote older than the bid/ask held -> ticks.late; an id already applied (see
+tickwire.processor.dedup) -> dropped and counted; otherwise applied (version + 1).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ from typing import Any, TypeAlias
 from aiokafka.structs import TopicPartition
 
 from tickwire.core.errors import PoisonMessageError
+from tickwire.events import headers as h
 from tickwire.events.wire import TickerState, TradeData
 from tickwire.processor.bars import FormingBar, Interval, to_us
 from tickwire.processor.decode import decode, received_ns
+from tickwire.processor.dedup import DEFAULT_SIZE, id_key
 from tickwire.processor.state import SymbolState
 
 DAY_US = 86_400_000_000
@@ -52,6 +58,7 @@ class BatchOutcome:
     trades: int = 0
     quotes: int = 0
     skipped: int = 0  # replayed records at or below a symbol's stored offset
+    duplicates: int = 0  # events whose id the symbol had already applied
 
 
 class Aggregator:
@@ -62,9 +69,13 @@ class Aggregator:
         intervals: Sequence[Interval],
         grace_us: int,
         reference_prices: Mapping[str, float] | None = None,
+        dedup_size: int = DEFAULT_SIZE,
     ) -> None:
         self.intervals = tuple(intervals)
         self.grace_us = grace_us
+        self.dedup_size = dedup_size
+        # ids of events older than this before the watermark cannot matter (late anyway)
+        self.dedup_horizon_us = max((i.length_us for i in self.intervals), default=0) + grace_us
         self.reference_prices = dict(reference_prices or {})
         self.states: dict[str, SymbolState] = {}
         self._close_due: dict[str, int] = {}  # symbol -> earliest watermark closing a bar
@@ -88,26 +99,43 @@ class Aggregator:
         """Apply a getmany() batch, in partition order, and report its effects."""
         out = BatchOutcome()
         touched: dict[str, int] = {}  # symbol -> version before this batch
+        bars: dict[int, BarChange] = {}  # bars a trade of this batch went into
         for tp, records in batch.items():
             if not records:
                 continue
             for record in records:
-                self._apply_record(record, out, touched)
+                self._apply_record(record, out, touched, bars)
             out.commit[tp] = records[-1].offset + 1
         for symbol, before in touched.items():
             state = self.states[symbol]
             out.states.append(state)
             if state.version > before:
                 out.updates.append(state.to_wire(state.first_offset))
-                for interval in self.intervals:
-                    for bar in state.forming.get(interval.name, {}).values():
-                        if bar.version > before:
-                            out.forming.append(BarChange(symbol, interval, bar))
+        order = {interval.name: n for n, interval in enumerate(self.intervals)}
+        for change in sorted(
+            bars.values(), key=lambda c: (c.symbol, order[c.interval.name], c.bar.start_us)
+        ):
+            # still forming (a bar that closed in this batch is in out.closed already)
+            if (
+                self.states[change.symbol].forming[change.interval.name].get(change.bar.start_us)
+                is change.bar
+            ):
+                out.forming.append(change)
         return out
 
-    def _apply_record(self, record: Record, out: BatchOutcome, touched: dict[str, int]) -> None:
+    def _apply_record(
+        self,
+        record: Record,
+        out: BatchOutcome,
+        touched: dict[str, int],
+        bars: dict[int, BarChange],
+    ) -> None:
+        headers = record.headers
         try:
-            event = decode(record.key, record.value, record.headers)
+            event = decode(record.key, record.value, headers)
+            event_id = h.find(headers, h.CE_ID)
+            if not event_id:
+                raise PoisonMessageError("missing ce_id (the event's idempotency key)")
         except PoisonMessageError as exc:
             out.dead.append((record, exc))
             return
@@ -126,29 +154,39 @@ class Aggregator:
         state.offset = record.offset
         time_us = to_us(event.time)
         is_trade = type(event) is TradeData
-        if is_trade and time_us < state.time_us and self._is_late(time_us, state.time_us):
+        if is_trade:
+            if time_us < state.time_us and self._is_late(time_us, state.time_us):
+                out.late.append(record)
+                return
+        elif time_us < state.quote_us:  # superseded: bid/ask already come from a newer quote
             out.late.append(record)
+            return
+        key = id_key(h.find(headers, h.CE_SOURCE), event_id)
+        if key in state.seen:
+            out.duplicates += 1
             return
         if time_us > state.time_us:
             state.time_us = time_us
             state.time = event.time
+            state.seen.forget_before(time_us - self.dedup_horizon_us)
             due = self._close_due[symbol]
             if 0 <= due <= time_us:
                 self._close_bars(state, out)
+        state.seen.remember(key, time_us, self.dedup_size)
         state.version += 1
         if state.first_offset < 0:
             state.first_offset = record.offset
-        received = received_ns(record.headers)
+        received = received_ns(headers)
         if received is not None:
             state.received_ns = received
         if is_trade:
             assert isinstance(event, TradeData)
             out.trades += 1
-            state.apply_trade(event, time_us // DAY_US)
-            self._add_to_bars(state, event, time_us, received)
+            state.apply_trade(event, time_us, time_us // DAY_US)
+            self._add_to_bars(state, event, time_us, received, bars)
         else:
             out.quotes += 1
-            state.apply_quote(event)  # type: ignore[arg-type]
+            state.apply_quote(event, time_us)  # type: ignore[arg-type]
 
     def _is_late(self, time_us: int, watermark: int) -> bool:
         grace = self.grace_us
@@ -159,7 +197,12 @@ class Aggregator:
         return False
 
     def _add_to_bars(
-        self, state: SymbolState, trade: TradeData, time_us: int, received: int | None
+        self,
+        state: SymbolState,
+        trade: TradeData,
+        time_us: int,
+        received: int | None,
+        changed: dict[int, BarChange],
     ) -> None:
         for interval in self.intervals:
             length = interval.length_us
@@ -169,12 +212,14 @@ class Aggregator:
                 bars = state.forming[interval.name] = {}
             bar = bars.get(start)
             if bar is None:
-                bar = bars[start] = FormingBar(start, trade.price)
+                bar = bars[start] = FormingBar(start, trade.price, time_us)
                 due = start + length + self.grace_us
                 current = self._close_due[state.symbol]
                 if current < 0 or due < current:
                     self._close_due[state.symbol] = due
-            bar.add(trade.price, trade.size, state.version, received)
+            bar.add(trade.price, trade.size, time_us, received)
+            if id(bar) not in changed:
+                changed[id(bar)] = BarChange(state.symbol, interval, bar)
 
     def _close_bars(self, state: SymbolState, out: BatchOutcome) -> None:
         watermark = state.time_us

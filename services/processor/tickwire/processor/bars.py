@@ -52,43 +52,57 @@ class Interval:
 
 
 class FormingBar:
-    """One bar being built from trades (mutable; lives in a symbol's state)."""
+    """One bar being built from trades (mutable; lives in a symbol's state).
+
+    Open and close follow event time, not arrival: open is the price of the trade with
+    the earliest event time, close the one with the latest (on equal times the trade
+    that arrived later wins the close and the one that arrived first keeps the open).
+    `trades` is also the bar's revision: its version on ticker.bars is
+    2 * trades + (1 if final else 0), compared per (symbol, interval, start).
+    """
 
     __slots__ = (
         "close",
+        "close_us",
         "high",
         "low",
         "notional",
         "open",
+        "open_us",
         "received_ns",
         "start_us",
         "trades",
-        "version",
         "volume",
     )
 
-    def __init__(self, start_us: int, price: float) -> None:
+    def __init__(self, start_us: int, price: float, time_us: int | None = None) -> None:
         self.start_us = start_us
         self.open = self.high = self.low = self.close = price
+        self.open_us = self.close_us = start_us if time_us is None else time_us
         self.volume = 0.0
         self.notional = 0.0
         self.trades = 0
-        self.version = 0
         self.received_ns: int | None = None
 
-    def add(self, price: float, size: float, version: int, received_ns: int | None) -> None:
+    def add(self, price: float, size: float, time_us: int, received_ns: int | None) -> None:
         """Add one trade (already known to fall in this bar's window)."""
         if price > self.high:
             self.high = price
         if price < self.low:
             self.low = price
-        self.close = price
+        if time_us < self.open_us:
+            self.open, self.open_us = price, time_us
+        if time_us >= self.close_us:
+            self.close, self.close_us = price, time_us
         self.volume += size
         self.notional += price * size
         self.trades += 1
-        self.version = version
         if received_ns is not None:
             self.received_ns = received_ns
+
+    def version(self, *, final: bool) -> int:
+        """The bar's version on ticker.bars: 2 * revision (+1 once final)."""
+        return 2 * self.trades + (1 if final else 0)
 
     def to_wire(self, symbol: str, interval: Interval, *, final: bool) -> Bar:
         """The bar as it travels on ticker.bars."""
@@ -105,7 +119,7 @@ class FormingBar:
             vwap=self.notional / self.volume if self.volume else self.close,
             trades=self.trades,
             final=final,
-            version=self.version,
+            version=self.version(final=final),
             received_ns=self.received_ns,
         )
 
@@ -120,7 +134,8 @@ class FormingBar:
             "volume": self.volume,
             "notional": self.notional,
             "trades": self.trades,
-            "version": self.version,
+            "open_us": self.open_us,
+            "close_us": self.close_us,
             "received_ns": self.received_ns,
         }
 
@@ -134,7 +149,8 @@ class FormingBar:
         bar.volume = float(doc["volume"])
         bar.notional = float(doc["notional"])
         bar.trades = int(doc["trades"])
-        bar.version = int(doc["version"])
+        bar.open_us = int(doc.get("open_us", bar.start_us))
+        bar.close_us = int(doc.get("close_us", bar.start_us))
         received = doc.get("received_ns")
         bar.received_ns = int(received) if received is not None else None
         return bar

@@ -1,9 +1,16 @@
-"""One symbol's running state: the ticker fields, the forming bars and the guard offset.
+"""One symbol's running state: the ticker fields, the forming bars, the guard offset and
+the window of event ids already applied.
 
 The per-symbol `version` is the number of ticks.raw events applied to the symbol so
-far. It only grows, and because a replay skips every record at or below the stored
-`offset` and re-applies the rest in partition order, a replay reaches the same version
-for the same event as the first run did.
+far (a duplicate id, a late trade or a superseded quote is not applied). It only grows,
+and because a replay skips every record at or below the stored `offset` and re-applies
+the rest in partition order (with the id window saved alongside), a replay reaches the
+same version for the same event as the first run did.
+
+State follows event time: `last*` is the trade with the latest event time (equal times:
+the later arrival), session `open` the one with the earliest, bid/ask the quote with
+the latest event time. A trade arriving out of order still adds to volume, VWAP and
+trade count, and to the bars it falls in.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from typing import Any
 from tickwire.events.wire import QuoteData, SourceOffsets, TickerState, TradeData
 from tickwire.mongo.documents import decode_quote, encode_quote
 from tickwire.processor.bars import FormingBar
+from tickwire.processor.dedup import IdWindow
 
 _NOT_SET = -1
 
@@ -32,13 +40,17 @@ class SymbolState:
         "last",
         "last_size",
         "last_time",
+        "last_us",
         "low",
         "notional",
         "offset",
         "open",
+        "open_us",
         "partition",
         "prev_close",
+        "quote_us",
         "received_ns",
+        "seen",
         "session_day",
         "symbol",
         "time",
@@ -59,7 +71,9 @@ class SymbolState:
         self.last: float | None = None
         self.last_size: float | None = None
         self.last_time: dt.datetime | None = None
+        self.last_us = _NOT_SET  # event time of `last`
         self.open: float | None = None
+        self.open_us = _NOT_SET  # event time of the session's `open`
         self.high: float | None = None
         self.low: float | None = None
         self.prev_close = prev_close
@@ -71,40 +85,55 @@ class SymbolState:
         self.bid_size: float | None = None
         self.ask: float | None = None
         self.ask_size: float | None = None
+        self.quote_us = _NOT_SET  # event time of the quote bid/ask come from
+        self.seen = IdWindow()  # ids already applied (see tickwire.processor.dedup)
         self.received_ns: int | None = None
         # forming bars per interval name, keyed by bar start (several may be open
         # at once while the grace period lets earlier events in)
         self.forming: dict[str, dict[int, FormingBar]] = {}
 
-    def apply_trade(self, trade: TradeData, day: int) -> None:
-        """Apply a trade to the session fields (bars are handled by the aggregator)."""
+    def apply_trade(self, trade: TradeData, time_us: int, day: int) -> None:
+        """Apply a trade to the session fields, in event time (bars are the aggregator's).
+
+        A trade of a later UTC day starts a new session (the last price becomes
+        `prev_close`); one of an earlier day than the session (late, but within the
+        bars' grace across midnight) leaves the session alone.
+        """
         price = trade.price
         if day > self.session_day:
             if self.session_day != _NOT_SET and self.last is not None:
                 self.prev_close = self.last
             self.session_day = day
             self.open = self.high = self.low = price
+            self.open_us = time_us
             self.volume = 0.0
             self.notional = 0.0
             self.trades = 0
+        elif day < self.session_day:
+            return
         else:
             if self.high is None or price > self.high:
                 self.high = price
             if self.low is None or price < self.low:
                 self.low = price
-        self.last = price
-        self.last_size = trade.size
-        self.last_time = trade.time
+            if time_us < self.open_us:
+                self.open, self.open_us = price, time_us
+        if time_us >= self.last_us:
+            self.last = price
+            self.last_size = trade.size
+            self.last_time = trade.time
+            self.last_us = time_us
         self.volume += trade.size
         self.notional += price * trade.size
         self.trades += 1
 
-    def apply_quote(self, quote: QuoteData) -> None:
-        """Apply a top-of-book quote."""
+    def apply_quote(self, quote: QuoteData, time_us: int) -> None:
+        """Apply a top-of-book quote (the caller checked it is not older than bid/ask)."""
         self.bid = quote.bid
         self.bid_size = quote.bid_size
         self.ask = quote.ask
         self.ask_size = quote.ask_size
+        self.quote_us = time_us
 
     def to_wire(self, first_offset: int) -> TickerState:
         """The whole current state as published on ticker.updates."""
@@ -145,6 +174,7 @@ class SymbolState:
 
     def to_doc(self, wire: TickerState) -> dict[str, Any]:
         """The `quotes` document: the published state plus what a restart needs."""
+        seen_ids, seen_us = self.seen.stored()
         return encode_quote(
             wire,
             {
@@ -153,6 +183,11 @@ class SymbolState:
                 "notional": self.notional,
                 "session_day": self.session_day,
                 "watermark_us": self.time_us,
+                "last_us": self.last_us,
+                "open_us": self.open_us,
+                "quote_us": self.quote_us,
+                "seen_ids": seen_ids,
+                "seen_us": seen_us,
                 "forming": {
                     name: [bar.to_doc() for bar in bars.values()]
                     for name, bars in self.forming.items()
@@ -177,6 +212,10 @@ class SymbolState:
         state.bid, state.bid_size = wire.bid, wire.bid_size
         state.ask, state.ask_size = wire.ask, wire.ask_size
         state.received_ns = wire.received_ns
+        state.last_us = int(doc.get("last_us", _NOT_SET))
+        state.open_us = int(doc.get("open_us", _NOT_SET))
+        state.quote_us = int(doc.get("quote_us", _NOT_SET))
+        state.seen = IdWindow.from_stored(doc.get("seen_ids", []), doc.get("seen_us", []))
         state.forming = {
             name: {int(b["start_us"]): FormingBar.from_doc(b) for b in bars}
             for name, bars in doc.get("forming", {}).items()
