@@ -58,7 +58,8 @@ def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
 class REDMiddleware:
     """Pure-ASGI middleware counting requests and latency per route template.
 
-    Streaming responses (SSE) are counted when they start, not timed to their end.
+    Every response is counted, an unhandled exception as the 500 the server answers
+    for it. Streaming responses (SSE) are counted when they start, not timed to their end.
     """
 
     def __init__(self, app: ASGIApp, service: str) -> None:
@@ -70,19 +71,26 @@ class REDMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        counted = False
+
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            path = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(self.service, path, method, f"{status // 100}xx").inc()
+            HTTP_DURATION.labels(self.service, path, method).observe(time.perf_counter() - started)
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
-                route = scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                method = scope["method"]
-                HTTP_REQUESTS.labels(self.service, path, method, f"{status // 100}xx").inc()
-                HTTP_DURATION.labels(self.service, path, method).observe(
-                    time.perf_counter() - started
-                )
+                count(message["status"])
             await send(message)
 
-        await self.app(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            # an unhandled error: the server answers 500 outside this middleware, so it
+            # is counted here, or the 5xx alert could never fire
+            if not counted:
+                count(500)
+            raise
