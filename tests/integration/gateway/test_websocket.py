@@ -79,13 +79,23 @@ async def test_subscribe_unsubscribe_and_resume(
             ]
             cursor = inbox.events[6]["id"]
 
-        await produce(
-            kafka_bootstrap,
-            topics.updates,
-            [g.update_record("MSFT", v) for v in (3, 4)] + [g.update_record("GOOG", 2)],
-        )
+        # The records to replay must have been read by the gateway before the client
+        # resumes: otherwise they reach it live, where MSFT 3 and 4 (one Kafka batch) may
+        # conflate into 4 and follow the `subscribed` reply, and the exact-replay check
+        # below cannot hold (the cause of this test's old flakiness; no gap was involved).
+        # A watcher on the same gateway seeing GOOG 2, produced last to MSFT's partition
+        # or another, is not enough; it waits for MSFT 4 itself.
+        async with g.sse_client(url, "/v1/stream?symbols=MSFT&bars=none") as watcher:
+            await watcher.wait_for(1)  # the snapshot: subscribed before the records
+            await produce(
+                kafka_bootstrap,
+                topics.updates,
+                [g.update_record("MSFT", v) for v in (3, 4)] + [g.update_record("GOOG", 2)],
+            )
+            while ("quote", "MSFT", 4) not in watcher.quotes():
+                await watcher.wait_for(len(watcher.events) + 1)
         async with connect(ws_url + "?symbols=MSFT&bars=none&last_event_id=" + cursor) as ws:
             inbox = Inbox(ws)
             await inbox.until(3)
-            assert inbox.quotes() == [("quote", "MSFT", 3), ("quote", "MSFT", 4)]
+            assert inbox.quotes() == [("quote", "MSFT", 3), ("quote", "MSFT", 4)], inbox.events
             assert inbox.events[2]["data"] == {"symbols": ["MSFT"], "outcome": "buffer"}

@@ -123,3 +123,42 @@ def test_partition_buffer_start_moves_with_eviction(capacity: int) -> None:
     assert buffer.start == {1: 14, 3: 11}[capacity]
     assert not buffer.covers(buffer.start - 1)
     assert [u.offset for u in buffer.since(13)] == [o for o in kept if o >= 13]
+
+
+def bar(symbol: str, start: int, version: int, seq: int, *, final: bool) -> Update:
+    parsed = Parsed(
+        BAR, symbol, f"{symbol}|1s|{start}", "1s", version, 0, start_us=start, final=final
+    )
+    return Update(parsed, 0, seq, seq, f"c{seq}", f'{{"v":{version}}}'.encode())
+
+
+async def test_a_closed_bar_is_never_conflated_away() -> None:
+    conn = Connection(ip="127.0.0.1", subject=None)
+    conn.interest = Interest(frozenset({"A"}), bar_intervals=frozenset({"1s"}))
+    seq = 0
+    for start in range(10):  # a client that keeps up but flushes after ten bars
+        for version, final in ((2, False), (4, False), (5, True)):
+            seq += 1
+            conn.offer(bar("A", start, version, seq, final=final))
+    frames, _ = conn.rendered(0, Tally())
+    # every bar's final, in cursor order; only its own forming states were replaced
+    assert ids(frames) == [f"c{3 * start + 3}" for start in range(10)]
+    assert conn.conflated == 20
+    assert conn.pending_bars == 0
+
+
+async def test_too_many_unsent_bars_cut_the_client_instead_of_losing_one() -> None:
+    conn = Connection(ip="127.0.0.1", subject=None, max_pending_bars=3)
+    conn.interest = Interest(frozenset({"A"}), bar_intervals=frozenset({"1s"}))
+    for start in range(3):
+        conn.offer(bar("A", start, 3, start, final=True))
+    assert not conn.closed
+    conn.offer(bar("A", 3, 3, 3, final=True))
+    assert conn.closed
+    assert conn.close_reason == "overflow"
+    assert conn.pending == {}
+
+
+async def test_a_new_connection_receives_no_bars_until_it_asks_for_some() -> None:
+    conn = Connection(ip="127.0.0.1", subject=None)
+    assert conn.interest.bar_intervals == frozenset()

@@ -4,13 +4,19 @@ The outbox has two parts, written in this order:
 - `backlog`: frames that must all arrive, in order (snapshots, resets, replayed
   updates on resume, heartbeats). It is filled once per (re)subscription, so it is
   bounded by the snapshot size plus the replay of one resume.
-- `pending`: live updates, one per key (symbol, or symbol|interval for bars). A newer
-  update for a key replaces the unsent older one ("conflation") and moves to the end,
-  so frames leave in the order of their cursors and the last id a client saw always
-  covers everything before it. Its size is bounded by the number of subscribed keys.
+- `pending`: live updates, one per key: the symbol for quotes, (symbol, interval, bar
+  start) for bars. A newer update for a key replaces the unsent older one
+  ("conflation") and moves to the end, so frames leave in the order of their cursors
+  and the last id a client saw always covers everything before it. A quote replaces
+  the symbol's older quote; a bar only an older state of the same bar (a forming one),
+  so a closed bar is never conflated away. Quotes are bounded by the subscribed
+  symbols; bars by `max_pending_bars`: a client that lets more bars than that pile up
+  is cut (`disconnected_total{reason="overflow"}`) and resumes exactly from the last
+  id it received.
 
-With `max_rate`, an update whose key was sent less than 1/max_rate ago waits; writing
-stops at the first waiting update (so no later cursor overtakes it).
+With `max_rate`, an update whose symbol (or symbol and interval) was sent less than
+1/max_rate ago waits; writing stops at the first waiting update (so no later cursor
+overtakes it).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tickwire.gateway import sse
+from tickwire.gateway import metrics, sse
 from tickwire.gateway.updates import BAR, Update, ws_event
 
 
@@ -52,12 +58,21 @@ class Connection:
 
     transport = "sse"
 
-    def __init__(self, *, ip: str, subject: str | None, max_rate: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ip: str,
+        subject: str | None,
+        max_rate: float | None = None,
+        max_pending_bars: int = 20_000,
+    ) -> None:
         self.ip = ip
         self.subject = subject
-        self.interest = Interest()
+        self.interest = Interest(bar_intervals=frozenset())  # subscriptions add to it
         self.backlog: list[bytes] = []
         self.pending: dict[str, Update] = {}
+        self.pending_bars = 0
+        self.max_pending_bars = max_pending_bars
         self.skip: dict[int, int] | None = None  # slot -> first offset still to send
         self.min_gap_ns = int(1e9 / max_rate) if max_rate else 0
         self.last_sent: dict[str, int] = {}
@@ -84,18 +99,29 @@ class Connection:
     # -- filling
     def offer(self, update: Update) -> None:
         """Queue a live update, conflating with an unsent one for the same key."""
+        if self.closed:
+            return
         if update.kind == BAR and update.interval not in self.interest.bar_intervals:
             return
         if self.skip is not None and update.offset < self.skip.get(update.slot, 0):
             return
         if self.pending.pop(update.key, None) is not None:
             self.conflated += 1
+        elif update.kind == BAR:
+            self.pending_bars += 1
+            if self.pending_bars > self.max_pending_bars:
+                # closed bars are history, never conflated: rather than grow without
+                # bound or lose one, end the stream; the client resumes from its last id
+                metrics.DISCONNECTED.labels("overflow").inc()
+                self.cut("overflow")
+                return
         self.pending[update.key] = update
 
     def forget(self, symbols: frozenset[str]) -> None:
         """Drop unsent updates of symbols no longer subscribed."""
         for key in [k for k, u in self.pending.items() if u.symbol in symbols]:
-            del self.pending[key]
+            if self.pending.pop(key).kind == BAR:
+                self.pending_bars -= 1
 
     # -- draining
     def take(self, now_ns: int, tally: Tally) -> tuple[list[bytes], list[Update], bool]:
@@ -109,17 +135,20 @@ class Connection:
         if not self.min_gap_ns:
             updates = list(pending.values())
             pending.clear()
+            self.pending_bars = 0
             tally.events += len(updates)
             return frames, updates, False
         updates = []
         waiting = False
         for key, update in list(pending.items()):
-            if now_ns - self.last_sent.get(key, 0) < self.min_gap_ns:
+            if now_ns - self.last_sent.get(update.stream, 0) < self.min_gap_ns:
                 waiting = True
                 break
             updates.append(update)
-            self.last_sent[key] = now_ns
+            self.last_sent[update.stream] = now_ns
             del pending[key]
+            if update.kind == BAR:
+                self.pending_bars -= 1
         tally.events += len(updates)
         return frames, updates, waiting
 
@@ -145,6 +174,7 @@ class Connection:
         self.close_reason = reason
         self.backlog.clear()
         self.pending.clear()
+        self.pending_bars = 0
         if not self.done.done():
             self.done.set_result(None)
 
@@ -188,6 +218,7 @@ class TransportConnection(Connection):
                 # the common case: one update, its shared bytes, no copy, no list
                 (update,) = pending.values()
                 pending.clear()
+                self.pending_bars = 0
                 tally.events += 1
                 tally.bytes += len(update.chunk)
                 sock.write(update.chunk)
@@ -205,7 +236,7 @@ class TransportConnection(Connection):
 
     def cut(self, reason: str) -> None:
         super().cut(reason)
-        if reason == "slow":
+        if reason in ("slow", "overflow"):
             self.sock.abort()  # a full buffer would otherwise hold the close back
         elif reason != "client":
             self.sock.close()

@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from aiokafka.partitioner import murmur2
-
+from tickwire.events.partitioner import partition_for
 from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest, Tally
 from tickwire.gateway.updates import BAR, QUOTE, Parsed, PartitionBuffer, Update
+
+#: Bar starts whose version is kept per symbol and interval (bounded state): a bar
+#: stays open for its grace period after its end, so only the last few can still change.
+BAR_STARTS_KEPT = 16
 
 
 @dataclass(frozen=True)
@@ -44,8 +47,8 @@ class Hub:
             kind: sum(1 for s in self.slots if s.kind == kind) for kind in (QUOTE, BAR)
         }
         self.first_slot = {kind: self._first_slot(kind) for kind in (QUOTE, BAR)}
-        self.versions: dict[str, int] = {}
-        self.stream_versions: dict[str, int] | None = {}  # only while warming up
+        self.versions: dict[str, int] = {}  # per symbol: the newest quote read from Kafka
+        self.bar_versions: dict[str, dict[int, int]] = {}  # symbol|interval: start -> version
         self.quotes: dict[str, tuple[int, bytes]] = {}
         self.slot_of: dict[tuple[str, str], int] = {}
         self.by_symbol: dict[str, set[Connection]] = {}
@@ -78,34 +81,60 @@ class Hub:
 
     # -- input
     def seed_quote(self, symbol: str, version: int, value: bytes) -> None:
-        """A last value loaded from MongoDB at cold start."""
-        if version > self.versions.get(symbol, -1):
-            self.versions[symbol] = version
+        """A last value loaded from MongoDB at cold start (the cache only: the buffer
+        and the drop rule follow what is read from Kafka)."""
+        held = self.quotes.get(symbol)
+        if held is None or version > held[0]:
             self.quotes[symbol] = (version, value)
 
     def apply(self, slot: int, offset: int, parsed: Parsed, value: bytes) -> None:
-        """One record read at slot/offset: advance, and if newer, buffer and fan out."""
+        """One record read at slot/offset: advance, and if newer, buffer and fan out.
+
+        "Newer" is decided in the stream the record belongs to (DESIGN, Versions): a
+        quote against the newest quote read for its symbol, a bar against the newest
+        state of the same (symbol, interval, start). Every newer record is buffered, so
+        a cursor issued anywhere resumes here without a gap. A quote at or below the
+        cache's version (seeded from MongoDB ahead of Kafka) is buffered but not fanned
+        out: live clients never see a state older than their snapshot.
+        """
         self.set_position(slot, offset + 1)
-        key = parsed.key
         self.slot_of[(parsed.kind, parsed.symbol)] = slot
-        if self.stream_versions is not None:
-            # warming up: the buffer follows the stream itself, the cache the newest of
-            # the stream and MongoDB (which may be ahead of what was read so far)
-            if parsed.version <= self.stream_versions.get(key, -1):
+        if parsed.kind == QUOTE:
+            if parsed.version <= self.versions.get(parsed.symbol, -1):
                 metrics.DROPPED.labels("stale_version").inc()
                 return
-            self.stream_versions[key] = parsed.version
-        elif parsed.version <= self.versions.get(key, -1):
+            self.versions[parsed.symbol] = parsed.version
+        elif not self._newer_bar(parsed):
             metrics.DROPPED.labels("stale_version").inc()
             return
         self.seq += 1
         update = Update(parsed, slot, offset, self.seq, self.current_cursor(), value)
         self.buffers[slot].append(update)
-        if parsed.version > self.versions.get(key, -1):
-            self.versions[key] = parsed.version
-            if parsed.kind == QUOTE:
-                self.quotes[parsed.symbol] = (parsed.version, value)
+        if parsed.kind == QUOTE:
+            held = self.quotes.get(parsed.symbol)
+            if held is not None and held[0] >= parsed.version:
+                return
+            self.quotes[parsed.symbol] = (parsed.version, value)
         self._fan_out(update)
+
+    def _newer_bar(self, parsed: Parsed) -> bool:
+        """Whether a bar state beats the one held for its (symbol, interval, start);
+        records it if so. Only the BAR_STARTS_KEPT newest starts of a symbol and
+        interval are kept: a bar older than all of them closed long ago (its final was
+        the last word) and is stale."""
+        starts = self.bar_versions.get(parsed.stream)
+        if starts is None:
+            starts = self.bar_versions[parsed.stream] = {}
+        held = starts.get(parsed.start_us)
+        if held is not None:
+            if parsed.version <= held:
+                return False
+        elif len(starts) >= BAR_STARTS_KEPT and parsed.start_us < min(starts):
+            return False
+        starts[parsed.start_us] = parsed.version
+        if len(starts) > BAR_STARTS_KEPT:
+            del starts[min(starts)]
+        return True
 
     def _fan_out(self, update: Update) -> None:
         symbol = update.symbol
@@ -130,7 +159,6 @@ class Hub:
 
     def warmed_up(self) -> None:
         """The reader caught up with the end offsets seen at start: serve subscribers."""
-        self.stream_versions = None
         self.ready.set()
 
     def after_batch(self) -> None:
@@ -149,9 +177,7 @@ class Hub:
                 slot = self.slot_of.get((kind, symbol))
                 if slot is None and self.partition_counts[kind]:
                     # not seen yet: where Kafka's default partitioner puts the key
-                    partition = (murmur2(symbol.encode()) & 0x7FFFFFFF) % self.partition_counts[
-                        kind
-                    ]
+                    partition = partition_for(symbol.encode(), self.partition_counts[kind])
                     slot = self.first_slot[kind] + partition
                 if slot is not None:
                     found.add(slot)

@@ -1,14 +1,22 @@
 """Reading ticker.updates and ticker.bars: every partition, no consumer group.
 
 Cold start, and why no update is lost or repeated:
-1. The end offsets E of every partition are read first.
-2. The last-value cache is seeded from MongoDB `quotes` (the processor writes a
-   symbol's state there; it may be ahead of or behind what Kafka holds below E).
+1. The last-value cache is seeded from MongoDB `quotes` first. The processor publishes
+   a state to Kafka before it writes it to MongoDB, so every state read here is
+   already in Kafka below the end offsets read next.
+2. The end offsets E of every partition are read.
 3. Reading starts at max(log start, E - buffer capacity) per partition: those records
    refill the recent buffer (so a cursor another instance issued resumes here from
    memory) and bring the cache up to at least E, whatever MongoDB lagged.
 4. Only when every partition has reached E is the hub ready; streams wait for that.
-Versions decide between the two sources: the cache keeps the newest per symbol.
+Versions decide between the two sources: the cache keeps the newest per symbol, while
+the buffer and the drop rule follow Kafka alone, so every record read is buffered once.
+
+A record that cannot be forwarded (a tombstone, a value that is not the documented
+struct, a key that is not its symbol, numbers that do not fit) is skipped: counted in
+`dropped_total{reason="unreadable"}`, logged, and the position (hence every cursor)
+moves past it. The gateway only reads, so it has no dead-letter topic of its own; the
+record stays in the topic for whoever wrote it.
 """
 
 from __future__ import annotations
@@ -94,7 +102,6 @@ class KafkaReader:
         return ends
 
     async def run(self) -> None:
-        ends = await self.start_positions()
         backoff = Backoff(base=0.2, cap=5.0)
         while True:  # MongoDB down at start: not ready (readyz says so) until it answers
             try:
@@ -103,6 +110,7 @@ class KafkaReader:
             except PyMongoError as exc:
                 log.warning("cannot load quotes from MongoDB (%s); retrying", exc)
                 await asyncio.sleep(backoff.next_delay())
+        ends = await self.start_positions()  # after the seed: see the module docstring
         log.info("seeded %d quotes from MongoDB; catching up to %s", loaded, ends)
         waiting = {tp for tp, end in ends.items() if self.hub.positions[self.slot_index[tp]] < end}
         if not waiting:
@@ -138,8 +146,9 @@ class KafkaReader:
         for record in records:
             try:
                 parsed = parse(kind, record.key, record.value, record.headers)
-            except PARSE_ERRORS:
+            except PARSE_ERRORS as exc:
                 metrics.DROPPED.labels("unreadable").inc()
+                log.warning("skipped unreadable record %s@%d: %s", tp, record.offset, exc)
                 hub.set_position(slot, record.offset + 1)
                 continue
             hub.apply(slot, record.offset, parsed, record.value)

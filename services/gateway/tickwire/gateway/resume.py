@@ -76,16 +76,21 @@ class Resumer:
     async def _resume(self, conn: Connection, interest: Interest, since: list[int]) -> str:
         hub = self.hub
         slots = hub.touched_slots(interest)
-        ahead = [s for s in slots if since[s] > hub.positions[s]]
+        # every slot, not only the touched ones: holding back costs nothing, and a
+        # symbol not seen here yet may live elsewhere than the partitioner says
+        ahead = [s for s in range(len(since)) if since[s] > hub.positions[s]]
         if ahead:
             # the cursor is ahead of this instance (another one read further): check it
-            # exists, then hold back live updates below it
+            # exists, then hold back live updates below it. The reader goes on while
+            # this awaits, so the replay still starts at the cursor itself: whatever
+            # was read meanwhile at or past it comes from the buffer, below it nothing.
             ends = await self._end_offsets(ahead)
             if any(since[s] > ends[s] for s in ahead):
                 raise PastRetentionError  # offsets that never existed: another topic
-            conn.skip = {s: since[s] for s in ahead}
+            skip = dict(conn.skip or {})
             for s in ahead:
-                since[s] = hub.positions[s]
+                skip[s] = max(skip.get(s, 0), since[s])
+            conn.skip = skip
         replayed: list[bytes] = []
         original = list(since)
         for _ in range(5):

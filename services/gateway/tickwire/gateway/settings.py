@@ -41,6 +41,11 @@ class GatewaySettings(CommonSettings):
     gateway_buffer_per_partition: int = Field(
         10_000, ge=1, description="recent updates kept per partition for resumes"
     )
+    gateway_max_pending_bars: int = Field(
+        20_000,
+        ge=1,
+        description="unsent bars one client may hold (never conflated away); above: cut",
+    )
     gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
     gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")
     gateway_write_high_water: int = Field(

@@ -91,6 +91,7 @@ class StreamEndpoint:
                 ip=ip,
                 subject=principal.subject,
                 max_rate=max_rate,
+                max_pending_bars=settings.gateway_max_pending_bars,
             )
         else:
 
@@ -99,7 +100,12 @@ class StreamEndpoint:
                 await send({"type": "http.response.body", "body": body, "more_body": True})
 
             conn = QueuedConnection(
-                send_frames, "sse", ip=ip, subject=principal.subject, max_rate=max_rate
+                send_frames,
+                "sse",
+                ip=ip,
+                subject=principal.subject,
+                max_rate=max_rate,
+                max_pending_bars=settings.gateway_max_pending_bars,
             )
         metrics.CONNECTIONS.labels("sse").inc()
         writer: asyncio.Task[None] | None = None

@@ -8,13 +8,13 @@ WebSocket form are derived the first time a connection needs them.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
-from tickwire.events import headers as h
 from tickwire.events import wire
 from tickwire.gateway import sse
 
@@ -28,41 +28,87 @@ class Parsed:
 
     kind: str
     symbol: str
-    key: str  # conflation and version key: the symbol, or "symbol|interval" for bars
+    key: str  # version and conflation key: the symbol, or "symbol|interval|start_us"
     interval: str
     version: int
     received_ns: int
+    stream: str = ""  # the symbol, or "symbol|interval" for bars (rate limit, bounds)
+    start_us: int = 0  # a bar's start, microseconds since the epoch
+    final: bool = False  # a closed bar (never conflated away)
+
+    def __post_init__(self) -> None:
+        if not self.stream:
+            self.stream = self.symbol if self.kind == QUOTE else f"{self.symbol}|{self.interval}"
+
+
+class UnreadableRecordError(ValueError):
+    """A record that is not a ticker.updates / ticker.bars record the gateway can forward."""
+
+
+#: Largest record value forwarded to clients (the processor writes well under 1 KiB).
+MAX_VALUE_BYTES = 64 * 1024
+#: Versions and times are 64-bit on every other hop.
+_MAX_INT = 2**63 - 1
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_US = dt.timedelta(microseconds=1)
 
 
 def parse(
-    kind: str, key: bytes | None, value: bytes, headers: Sequence[tuple[str, bytes]]
+    kind: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]]
 ) -> Parsed:
-    """Routing facts from headers (no JSON decode) for quotes; bars decode their value.
+    """Routing facts of one record, or UnreadableRecordError (the caller counts and skips).
 
-    Raises msgspec.ValidationError / DecodeError (or ValueError) for a record that
-    cannot be read; the caller counts and skips it.
+    The value is decoded and checked whatever the headers say: it is forwarded to
+    clients byte for byte, so a tombstone, a value that is not the documented struct, a
+    value over MAX_VALUE_BYTES, a key other than the symbol, or a version or time that
+    does not fit 64 bits is never passed on. (One msgspec decode per record read, not
+    per delivery.)
     """
+    try:
+        return _parse(kind, key, value)
+    except UnreadableRecordError:
+        raise
+    except (msgspec.MsgspecError, ValueError, TypeError, OverflowError) as exc:
+        raise UnreadableRecordError(f"{type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+def _parse(kind: str, key: bytes | None, value: bytes | None) -> Parsed:
+    if value is None:
+        raise UnreadableRecordError("tombstone (null value)")
+    if not isinstance(value, bytes) or len(value) > MAX_VALUE_BYTES:
+        raise UnreadableRecordError("value missing or too large")
     if kind == BAR:
         bar = wire.BAR_DECODER.decode(value)
-        return Parsed(
+        symbol, version, received = bar.symbol, bar.version, bar.received_ns or 0
+        if bar.start.tzinfo is None:
+            raise UnreadableRecordError("bar start without a time zone")
+        start_us = (bar.start - _EPOCH) // _US
+        parsed = Parsed(
             BAR,
-            bar.symbol,
-            f"{bar.symbol}|{bar.interval}",
+            symbol,
+            f"{symbol}|{bar.interval}|{start_us}",
             bar.interval,
-            bar.version,
-            bar.received_ns or 0,
+            version,
+            received,
+            start_us=start_us,
+            final=bar.final,
         )
-    subject = h.find(headers, h.CE_SUBJECT)
-    version = h.find(headers, h.VERSION)
-    if subject is not None and version is not None:
-        symbol = subject.decode()
-        received = h.find(headers, h.RECEIVED_NS)
-        return Parsed(QUOTE, symbol, symbol, "", int(version), int(received) if received else 0)
-    state = wire.STATE_DECODER.decode(value)
-    return Parsed(QUOTE, state.symbol, state.symbol, "", state.version, state.received_ns or 0)
+        if not bar.interval or not bar.interval.isalnum():
+            raise UnreadableRecordError("bad bar interval")
+    else:
+        state = wire.STATE_DECODER.decode(value)
+        symbol, version, received = state.symbol, state.version, state.received_ns or 0
+        parsed = Parsed(QUOTE, symbol, symbol, "", version, received)
+    if not symbol or len(symbol) > 64 or not symbol.isprintable() or "|" in symbol:
+        raise UnreadableRecordError("bad symbol")
+    if key is not None and key != symbol.encode():
+        raise UnreadableRecordError("key is not the record's symbol")
+    if not 0 <= version <= _MAX_INT or not 0 <= received <= _MAX_INT:
+        raise UnreadableRecordError("version or received_ns out of range")
+    return parsed
 
 
-PARSE_ERRORS = (msgspec.MsgspecError, ValueError, UnicodeDecodeError)
+PARSE_ERRORS = (UnreadableRecordError,)
 
 
 class Update:
@@ -72,6 +118,7 @@ class Update:
         "_ws",
         "chunk",
         "cursor",
+        "final",
         "interval",
         "key",
         "kind",
@@ -79,6 +126,7 @@ class Update:
         "received_ns",
         "seq",
         "slot",
+        "stream",
         "symbol",
         "value",
         "version",
@@ -93,6 +141,8 @@ class Update:
         self.interval = parsed.interval
         self.version = parsed.version
         self.received_ns = parsed.received_ns
+        self.stream = parsed.stream
+        self.final = parsed.final
         self.slot = slot
         self.offset = offset
         self.seq = seq

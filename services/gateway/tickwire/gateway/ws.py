@@ -55,7 +55,12 @@ async def websocket_stream(websocket: WebSocket) -> None:
         await websocket.send_text((b"[" + b",".join(frames) + b"]").decode())
 
     conn = WebSocketConnection(
-        send_frames, "websocket", ip=ip, subject=principal.subject, max_rate=max_rate
+        send_frames,
+        "websocket",
+        ip=ip,
+        subject=principal.subject,
+        max_rate=max_rate,
+        max_pending_bars=runtime.settings.gateway_max_pending_bars,
     )
     metrics.CONNECTIONS.labels("websocket").inc()
     writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
