@@ -68,6 +68,7 @@ class ProcessorLoop:
             [Interval.parse(name) for name in settings.bar_intervals],
             settings.bar_grace_ms * 1000,
             settings.reference_prices,
+            dedup_size=settings.dedup_window,
         )
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -341,6 +342,7 @@ class ProcessorLoop:
         m.EVENTS.labels("replayed").inc(outcome.skipped)
         m.EVENTS.labels("late").inc(len(outcome.late))
         m.EVENTS.labels("poison").inc(len(outcome.dead))
+        m.EVENTS.labels("duplicate").inc(outcome.duplicates)
         m.LATE.inc(len(outcome.late))
         m.DEAD_LETTERS.inc(len(outcome.dead))
         m.PUBLISHED.labels("update").inc(len(outcome.updates))

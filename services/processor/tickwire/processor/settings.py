@@ -25,6 +25,9 @@ class ProcessorSettings(CommonSettings):
     reference_prices: dict[str, float] = Field(
         {}, description="previous close per symbol for change/change %; default: session open"
     )
+    dedup_window: int = Field(
+        1000, ge=1, description="event ids remembered per symbol, so a retry is applied once"
+    )
     publish_forming_bars: bool = Field(
         False, description="also publish forming bars (final=false) once per batch"
     )
