@@ -170,3 +170,13 @@ def test_a_bar_changed_and_closed_in_one_batch_is_published_final_only() -> None
         ("1s", out.closed[0].bar.start_us)
     ]
     assert all(c.bar is not out.closed[0].bar for c in out.forming)
+
+
+def test_a_retry_older_than_the_horizon_is_late_and_its_id_forgotten() -> None:
+    first = trade("A", 10.0, 100, START)
+    agg = make()
+    (out,) = run(agg, [first, trade("A", 11.0, 1, START + dt.timedelta(seconds=70))])
+    assert len(agg.states["A"].seen) == 1  # the first id fell out of the 62 s horizon
+    out = agg.apply(batches(consumed([retried(first, 3)], first_offset=2), 10)[0])
+    assert ([r.offset for r in out.late], out.duplicates, out.updates) == ([2], 0, [])
+    assert agg.states["A"].volume == 101
