@@ -49,6 +49,8 @@ class Principal:
 
 
 ANONYMOUS = Principal(subject=None, everything=True)
+#: Longest token looked at (a JWT with a few claims is a few hundred characters).
+MAX_TOKEN_CHARS = 8192
 
 
 class Authenticator:
@@ -83,6 +85,8 @@ class Authenticator:
 
     def verify(self, token: str) -> Principal:
         """Check a token's signature and claims."""
+        if len(token) > MAX_TOKEN_CHARS:
+            raise UnauthorizedError("invalid token: too long")
         try:
             claims = jwt.decode(
                 token,
@@ -92,8 +96,10 @@ class Authenticator:
                 issuer=self.issuer,
                 options={"require": ["exp", "aud", "iss", "sub"]},
             )
-        except jwt.PyJWTError as exc:
-            raise UnauthorizedError(f"invalid token: {exc}") from exc
+        except (jwt.PyJWTError, RecursionError, ValueError, TypeError) as exc:
+            # PyJWT parses the header's JSON before checking the signature; nesting deep
+            # enough raises RecursionError there, which is no PyJWTError
+            raise UnauthorizedError(f"invalid token: {str(exc)[:200]}") from exc
         symbols = _strings(claims.get("symbols"))
         return Principal(
             subject=str(claims["sub"]),

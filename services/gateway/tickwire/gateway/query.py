@@ -111,7 +111,10 @@ async def get_bars(
     if limit is not None and limit > most:
         raise HTTPException(422, f"limit is at most {most}")
     count = limit or min(500, most)
-    start, end = _utc(start), _utc(end)
+    try:
+        start, end = _utc(start), _utc(end)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+        raise HTTPException(422, "from/to must be within years 1-9999 in UTC") from exc
     if start is not None and end is not None and start >= end:
         raise HTTPException(422, "from must be before to")
     when: dict[str, Any] = {}
@@ -135,9 +138,12 @@ async def get_bars(
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=dt.UTC)
+    """The time in UTC (naive means UTC); OverflowError past the calendar's edges."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
 
 
 def _bar(doc: dict[str, Any]) -> wire.Bar | None:

@@ -30,6 +30,10 @@ from tickwire.gateway.subscribe import interest_from, max_rate_from, split
 
 router = APIRouter()
 
+#: Longest request accepted (a subscription of GATEWAY_MAX_SYMBOLS symbols fits easily).
+#: orjson refuses nesting deeper than 1024 levels, so a parse cannot exhaust the stack.
+MAX_MESSAGE_CHARS = 256 * 1024
+
 
 def _control(event: str, data: dict[str, Any]) -> bytes:
     return orjson.dumps([{"event": event, "data": data}])
@@ -68,14 +72,17 @@ async def websocket_stream(websocket: WebSocket) -> None:
     try:
         query = websocket.query_params
         if "symbols" in query or "prefix" in query:
-            await session.subscribe(
-                {
-                    "symbols": split(query.get("symbols")),
-                    "prefixes": split(query.get("prefix")),
-                    "bars": split(query.get("bars")) if "bars" in query else None,
-                    "cursor": query.get("last_event_id"),
-                }
-            )
+            try:
+                await session.subscribe(
+                    {
+                        "symbols": split(query.get("symbols")),
+                        "prefixes": split(query.get("prefix")),
+                        "bars": split(query.get("bars")) if "bars" in query else None,
+                        "cursor": query.get("last_event_id"),
+                    }
+                )
+            except GatewayError as exc:  # answered like a request sent as a message
+                session.error(exc.status, exc.message)
         reader = asyncio.create_task(session.read(websocket))
         await asyncio.wait({reader, writer, conn.done}, return_when=asyncio.FIRST_COMPLETED)
         reader.cancel()
@@ -111,8 +118,15 @@ class _Session:
                 # the previous ones went out, so a client that sends without reading
                 # cannot grow its backlog (it is cut as slow instead)
                 await self.conn.drained.wait()
-                text = await websocket.receive_text()
+                received = await websocket.receive()
+                if received["type"] == "websocket.disconnect":
+                    return
+                text = received.get("text")
                 try:
+                    if text is None:
+                        raise GatewayError("send requests as JSON text messages, not binary")
+                    if len(text) > MAX_MESSAGE_CHARS:
+                        raise GatewayError(f"a request is at most {MAX_MESSAGE_CHARS} characters")
                     message = orjson.loads(text)
                     if not isinstance(message, dict):
                         raise GatewayError("a message is a JSON object")
@@ -124,11 +138,11 @@ class _Session:
                     else:
                         raise GatewayError("type must be subscribe or unsubscribe")
                 except orjson.JSONDecodeError:
-                    self._error(400, "not JSON")
+                    self.error(400, "not JSON")
                 except GatewayError as exc:
-                    self._error(exc.status, exc.message)
+                    self.error(exc.status, exc.message)
 
-    def _error(self, status: int, message: str) -> None:
+    def error(self, status: int, message: str) -> None:
         self.conn.backlog.append(_control("error", {"status": status, "message": message})[1:-1])
         self._wake()
 
