@@ -5,6 +5,7 @@ compared per (symbol, interval, start) with the final bar beating every forming 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import msgspec
 
@@ -23,7 +24,7 @@ def make(grace_ms: int = 2000, dedup_size: int = 1000) -> Aggregator:
     )
 
 
-def run(agg: Aggregator, tape: list, size: int = 10_000) -> list[BatchOutcome]:
+def run(agg: Aggregator, tape: list[Any], size: int = 10_000) -> list[BatchOutcome]:
     return [agg.apply(b) for b in batches(consumed(tape), size)]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,6 +23,7 @@ from tickwire.events.wire import BAR_DECODER, STATE_DECODER
 from tickwire.processor.aggregator import Aggregator
 from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
+from tickwire.processor.state import SymbolState
 
 GRACE_MS = 500
 INTERVALS = {"1s": dt.timedelta(seconds=1), "1m": dt.timedelta(minutes=1)}
@@ -54,17 +56,34 @@ def _fields(struct: Any) -> dict[str, Any]:
     return {f: getattr(struct, f) for f in struct.__struct_fields__}
 
 
+def _restored(agg: Aggregator) -> Aggregator:
+    """What a new owner of the partition starts from: the states as MongoDB holds them."""
+    docs = [st.to_doc(st.to_wire(st.offset)) for st in agg.states.values()]
+    fresh = Aggregator([Interval.parse(n) for n in INTERVALS], GRACE_MS * 1000)
+    fresh.load(SymbolState.from_doc(msgspec.json.decode(msgspec.json.encode(d))) for d in docs)
+    return fresh
+
+
 @settings(max_examples=300, deadline=None)
-@given(steps=st.lists(step, min_size=1, max_size=60), size=st.integers(1, 12))
+@given(
+    steps=st.lists(step, min_size=1, max_size=60),
+    size=st.integers(1, 12),
+    crash_after=st.integers(0, 10),
+)
 def test_the_drop_rule_keeps_every_final_bar_and_the_latest_state(
-    steps: list[tuple[str, str, int]], size: int
+    steps: list[tuple[str, str, int]], size: int, crash_after: int
 ) -> None:
+    """crash_after=k > 0: the k-th batch is published, then the process dies before its
+    MongoDB write; a new owner restores the stored states and replays from there."""
     records = consumed(_tape(steps))
     agg = Aggregator([Interval.parse(n) for n in INTERVALS], GRACE_MS * 1000)
     held: dict[Any, Any] = {}  # stream key -> newest delivered record
     finals_delivered: list[tuple[str, str, dt.datetime]] = []
-    for batch in batches(records, size):
-        for record in batch_records(agg.apply(batch), **TOPICS, forming_bars=True):
+    cut = batches(records, size)
+    stored = _restored(agg)  # what MongoDB holds after the last completed batch
+    n, crashed = 0, False
+    while n < len(cut):
+        for record in batch_records(agg.apply(cut[n]), **TOPICS, forming_bars=True):
             if record.topic == "u":
                 value: Any = STATE_DECODER.decode(record.value)
                 key: Any = value.symbol
@@ -78,6 +97,12 @@ def test_the_drop_rule_keeps_every_final_bar_and_the_latest_state(
             held[key] = value
             if record.topic == "b" and value.final:
                 finals_delivered.append(key)
+        if n + 1 == crash_after and not crashed:
+            crashed = True
+            agg = stored  # died after publishing, before the write: replay this batch
+            continue
+        stored = _restored(agg)
+        n += 1
 
     want = compute(records, INTERVALS, dt.timedelta(milliseconds=GRACE_MS))
     for symbol, quote_doc in want.quotes.items():
