@@ -8,8 +8,9 @@ The event kinds (`TradeData`, `QuoteData`) are registered in `kinds.py`.
     ticks.dlq       key=original key  value=original value, headers + tw_error*
 
 Times on the wire are RFC 3339 strings in UTC. Every TickerState and Bar carries a
-per-symbol `version` that only grows: consumers drop anything at or below the version
-they hold, which makes at-least-once delivery look exactly-once to clients.
+`version` that only grows within its stream (a TickerState per symbol, a Bar per
+symbol, interval and start): consumers drop anything at or below the version they hold
+for the stream, which makes at-least-once delivery look exactly-once to clients.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class TickerState(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class Bar(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """An event-time OHLCV bar; `final` is false for a forming bar."""
+    """An event-time OHLCV bar; `final` is false for a forming bar. `version` is
+    2 * trades + (1 if final), compared per (symbol, interval, start): it grows with each
+    trade while the bar forms, and the final bar beats every forming state."""
 
     symbol: str
     interval: str  # "1s", "1m", ...
