@@ -43,9 +43,13 @@ def env_for(settings: ProcessorSettings, instance_id: str, port: int) -> dict[st
     for name in (
         "kafka_bootstrap", "mongodb_url", "mongodb_db", "group_id", "topic_raw",
         "topic_updates", "topic_bars", "topic_late", "topic_dlq", "topic_partitions",
-        "bar_grace_ms", "max_poll_records",
+        "bar_grace_ms", "max_poll_records", "session_timeout_ms", "retry_cap_seconds",
+        "batch_max_records", "fault_batch", "fault_signal",
     ):  # fmt: skip
         env[f"TICKWIRE_{name.upper()}"] = str(getattr(settings, name))
+    if settings.fault_point is not None:
+        env["TICKWIRE_FAULT_POINT"] = settings.fault_point
+    env["TICKWIRE_PUBLISH_FORMING_BARS"] = str(settings.publish_forming_bars).lower()
     env["TICKWIRE_BAR_INTERVALS"] = '["' + '","'.join(settings.bar_intervals) + '"]'
     env["TICKWIRE_INSTANCE_ID"] = instance_id
     env["TICKWIRE_PORT"] = str(port)
