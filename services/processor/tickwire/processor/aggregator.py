@@ -31,6 +31,7 @@ from tickwire.processor.dedup import DEFAULT_SIZE, id_key
 from tickwire.processor.state import SymbolState
 
 DAY_US = 86_400_000_000
+_CE_ID, _CE_SOURCE = h.CE_ID, h.CE_SOURCE
 # aiokafka ships no type information, so a record is Any to mypy
 Record: TypeAlias = Any
 
@@ -133,7 +134,12 @@ class Aggregator:
         headers = record.headers
         try:
             event = decode(record.key, record.value, headers)
-            event_id = h.find(headers, h.CE_ID)
+            event_id = source = None
+            for name, raw in headers or ():  # one pass for both (first occurrence wins)
+                if name == _CE_ID:
+                    event_id = raw if event_id is None else event_id
+                elif name == _CE_SOURCE:
+                    source = raw if source is None else source
             if not event_id:
                 raise PoisonMessageError("missing ce_id (the event's idempotency key)")
         except PoisonMessageError as exc:
@@ -161,7 +167,7 @@ class Aggregator:
         elif time_us < state.quote_us:  # superseded: bid/ask already come from a newer quote
             out.late.append(record)
             return
-        key = id_key(h.find(headers, h.CE_SOURCE), event_id)
+        key = id_key(source, event_id)
         if key in state.seen:
             out.duplicates += 1
             return

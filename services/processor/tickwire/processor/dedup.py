@@ -18,8 +18,8 @@ its retry) a retried trade is applied again.
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
+from hashlib import blake2b as _blake2b
 
 #: Default number of ids remembered per symbol.
 DEFAULT_SIZE = 1000
@@ -27,11 +27,8 @@ DEFAULT_SIZE = 1000
 
 def id_key(source: bytes | None, event_id: bytes) -> int:
     """The remembered form of an event's (source, id): a signed 64-bit digest (fits BSON)."""
-    digest = hashlib.blake2b(digest_size=8)
-    digest.update(source or b"")
-    digest.update(b"\x00")
-    digest.update(event_id)
-    return int.from_bytes(digest.digest(), "big", signed=True)
+    digest = _blake2b(b"%b\x00%b" % (source or b"", event_id), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 class IdWindow:
