@@ -310,3 +310,35 @@ async def sse_client(
         client._task.cancel()
         with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
             await client._task
+
+
+def bar_state(
+    symbol: str, index: int, *, revision: int, final: bool, interval: str = "1s"
+) -> Record:
+    """A ticker.bars record by the documented rule: bar `index` of the interval after
+    BASE_TIME, `revision` trades applied, version 2 * revision + (1 if final)."""
+    seconds = {"1s": 1, "1m": 60}[interval]
+    start = BASE_TIME + dt.timedelta(seconds=seconds * index)
+    version = 2 * revision + (1 if final else 0)
+    bar = wire.Bar(
+        symbol=symbol,
+        interval=interval,
+        start=start,
+        end=start + dt.timedelta(seconds=seconds),
+        open=100,
+        high=100 + revision,
+        low=100,
+        close=100 + revision,
+        volume=revision,
+        vwap=100,
+        trades=revision,
+        final=final,
+        version=version,
+        received_ns=time.time_ns(),
+    )
+    headers = [
+        (h.CE_TYPE, types.BAR.encode()),
+        (h.CE_SUBJECT, symbol.encode()),
+        (h.VERSION, str(version).encode()),
+    ]
+    return (symbol.encode(), wire.ENCODER.encode(bar), headers)
