@@ -38,6 +38,7 @@ from tickwire.processor.aggregator import Aggregator, Record
 from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
 from tickwire.processor.settings import ProcessorSettings
+from tickwire.processor.state import SymbolState
 from tickwire.processor.store import StateStore
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ class ProcessorLoop:
         self._restore_backoff = Backoff(base=0.2, cap=settings.retry_cap_seconds)
         self._restore_due = 0.0
         self._faulted_batches = 0
+        # symbols looked up in MongoDB and not found (bounded: keys of poison records)
+        self._absent: set[str] = set()
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
@@ -160,6 +163,7 @@ class ProcessorLoop:
             group_instance_id=s.instance_id,
             session_timeout_ms=s.session_timeout_ms,
             max_partition_fetch_bytes=4 << 20,
+            metadata_max_age_ms=s.metadata_max_age_ms,
         )
         try:
             await consumer.start()
@@ -310,6 +314,7 @@ class ProcessorLoop:
         s = self.settings
         owned = {tp: records for tp, records in batch.items() if tp in self._owned}
         await self._rewind_unowned(batch)
+        await self._follow_moved_symbols(owned)
         started = time.perf_counter()
         outcome = self.aggregator.apply(owned)
         records = batch_records(
@@ -358,6 +363,38 @@ class ProcessorLoop:
         if self._faulted_batches == s.fault_batch:
             log.warning("test fault: SIG%s at %s of batch %d", s.fault_signal, point, s.fault_batch)
             os.kill(os.getpid(), signal.SIGKILL if s.fault_signal == "KILL" else signal.SIGSTOP)
+
+    async def _follow_moved_symbols(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
+        """Give a symbol that arrives on another partition than its state its history.
+
+        After partitions were added to ticks.raw a symbol's events land on another
+        partition. Its state (and version) is carried over: from memory, else from its
+        quotes document wherever it was stored. The last applied offset belongs to the
+        old partition, so it starts over for the new one (a replay of the new partition
+        is still skipped by the offset guard once the state was written with it)."""
+        states = self.aggregator.states
+        unknown: dict[str, int] = {}
+        for tp, records in batch.items():
+            for key in {r.key for r in records}:
+                if key is None:
+                    continue
+                symbol = key.decode(errors="replace")
+                state = states.get(symbol)
+                if state is None:
+                    if symbol not in self._absent:
+                        unknown[symbol] = tp.partition
+                elif state.partition != tp.partition:
+                    _move(state, tp.partition)
+        if not unknown:
+            return
+        found = await self._retry(MONGODB, lambda: self.store.load_symbols(unknown))
+        for state in found:
+            if state.partition != unknown[state.symbol]:
+                _move(state, unknown[state.symbol])
+        self.aggregator.load(found)
+        if len(self._absent) > 100_000:
+            self._absent.clear()
+        self._absent.update(set(unknown) - {state.symbol for state in found})
 
     async def _rewind_unowned(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
         """Records of an assigned partition that is not (yet) restored are not processed;
@@ -442,6 +479,12 @@ def _merge(
         have.extend(fresh)
         added += len(fresh)
     return added
+
+
+def _move(state: SymbolState, partition: int) -> None:
+    log.info("symbol %s moved from partition %d to %d", state.symbol, state.partition, partition)
+    state.partition = partition
+    state.offset = -1
 
 
 async def _position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int:

@@ -45,6 +45,12 @@ class ProcessorSettings(CommonSettings):
     quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
     bars_collection: str = Field("bars", description="MongoDB collection of bars")
     retry_cap_seconds: float = Field(5.0, gt=0, description="longest backoff between retries")
+    metadata_max_age_ms: int = Field(
+        30_000,
+        ge=100,
+        description="how often the consumer refreshes topic metadata, so partitions added "
+        "to ticks.raw are picked up (a rebalance) within this time",
+    )
     fault_point: Literal["after_publish", "after_store"] | None = Field(
         None,
         description="TEST SEAM, never in production: at this point of the fault_batch-th "
