@@ -51,18 +51,24 @@ def keys_document(entries: Iterable[dict[str, Any]]) -> tuple[str, dict[str, str
     return json.dumps({"keys": stored}), keys
 
 
+def ingest_server(settings: IngestSettings) -> uvicorn.Server:
+    """A uvicorn server for the ingest app on settings.host:port (not started)."""
+    return uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+        )
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_ingest(settings: IngestSettings) -> AsyncIterator[str]:
     """Serve the ingest app with uvicorn in this event loop; yield its base URL."""
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
+    server = ingest_server(settings)
     task = asyncio.create_task(server.serve())
     try:
         while not server.started:

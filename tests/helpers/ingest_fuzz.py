@@ -13,14 +13,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-import uvicorn
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from hypothesis import strategies as st
 
+from tests.helpers.ingest import ingest_server
 from tests.helpers.ingest_inputs import quote_data, trade_data
 from tickwire.events import types
-from tickwire.ingest.app import create_app
 from tickwire.ingest.settings import IngestSettings
 from tickwire.kafka.topics import partitions_for
 
@@ -28,16 +27,7 @@ from tickwire.kafka.topics import partitions_for
 @contextlib.contextmanager
 def threaded_ingest(settings: IngestSettings) -> Iterator[str]:
     """Serve the ingest app with uvicorn on its own thread and loop; yield its URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-        )
-    )
+    server = ingest_server(settings)
     thread = threading.Thread(target=server.run, name="ingest-under-fuzz", daemon=True)
     thread.start()
     try:

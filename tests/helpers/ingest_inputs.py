@@ -65,13 +65,13 @@ def _maybe_broken(draw: st.DrawFn, doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @st.composite
-def trade_data(draw: st.DrawFn) -> dict[str, Any]:
+def trade_data(draw: st.DrawFn, when: st.SearchStrategy[Any] = times) -> dict[str, Any]:
     """A trade's `data` (no envelope fields)."""
     doc: dict[str, Any] = {
         "symbol": draw(symbols),
         "price": draw(numbers),
         "size": draw(numbers),
-        "time": draw(times),
+        "time": draw(when),
     }
     for field in ("venue", "trade_id"):
         if draw(st.booleans()):
@@ -80,7 +80,7 @@ def trade_data(draw: st.DrawFn) -> dict[str, Any]:
 
 
 @st.composite
-def quote_data(draw: st.DrawFn) -> dict[str, Any]:
+def quote_data(draw: st.DrawFn, when: st.SearchStrategy[Any] = times) -> dict[str, Any]:
     """A quote's `data` (no envelope fields)."""
     doc: dict[str, Any] = {
         "symbol": draw(symbols),
@@ -88,6 +88,6 @@ def quote_data(draw: st.DrawFn) -> dict[str, Any]:
         "bid_size": draw(numbers),
         "ask": draw(numbers),
         "ask_size": draw(numbers),
-        "time": draw(times),
+        "time": draw(when),
     }
     return _maybe_broken(draw, doc)

@@ -11,7 +11,7 @@ import pydantic
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from tests.helpers.ingest_inputs import mostly, numbers, symbols, texts
+from tests.helpers.ingest_inputs import mostly, quote_data, symbols, texts, trade_data
 from tickwire.events import types
 from tickwire.ingest import models
 from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
@@ -51,32 +51,17 @@ times = mostly(
 def trades(draw: st.DrawFn) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "type": draw(st.sampled_from(["trade", "trade", "trade", "quote", "x"])),
-        "symbol": draw(symbols),
-        "price": draw(numbers),
-        "size": draw(numbers),
-        "time": draw(times),
+        **draw(trade_data(when=times)),
     }
-    for field in ("venue", "trade_id", "id", "source"):
+    for field in ("id", "source"):
         if draw(st.booleans()):
             doc[field] = draw(texts)
-    if draw(st.integers(0, 19)) == 0:
-        doc.pop(draw(st.sampled_from(sorted(doc))))
-    if draw(st.integers(0, 19)) == 0:
-        doc["extra"] = 1
     return doc
 
 
 @st.composite
 def quotes(draw: st.DrawFn) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "type": "quote",
-        "symbol": draw(symbols),
-        "bid": draw(numbers),
-        "bid_size": draw(numbers),
-        "ask": draw(numbers),
-        "ask_size": draw(numbers),
-        "time": draw(times),
-    }
+    doc: dict[str, Any] = {"type": "quote", **draw(quote_data(when=times))}
     if draw(st.booleans()):
         doc["id"] = draw(texts)
     return doc
