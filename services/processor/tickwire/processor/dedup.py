@@ -18,6 +18,8 @@ its retry) a retried trade is applied again.
 
 from __future__ import annotations
 
+import base64
+import struct
 from collections import deque
 from hashlib import blake2b as _blake2b
 
@@ -60,12 +62,21 @@ class IdWindow:
         while order and order[0][1] < floor_us:
             self.keys.discard(order.popleft()[0])
 
-    def stored(self) -> tuple[list[int], list[int]]:
-        """The window as stored: keys and their event times (µs), oldest applied first
-        (two flat arrays: FerretDB v1 refuses nested arrays)."""
-        return [key for key, _ in self.order], [at for _, at in self.order]
+    def packed(self) -> bytes:
+        """The window as stored: big-endian int64 keys, then their event times (µs),
+        oldest applied first. One BSON binary: FerretDB v1 upserts a document holding
+        1,000-element arrays about ten times slower than one without them (measured:
+        ~10 s against ~0.9 s per 100 upserts), and a binary of the same ids costs
+        almost nothing."""
+        count = len(self.order)
+        return struct.pack(
+            f">{count}q{count}q", *(k for k, _ in self.order), *(t for _, t in self.order)
+        )
 
     @classmethod
-    def from_stored(cls, keys: list[int], times: list[int]) -> IdWindow:
-        """A window back from stored()."""
-        return cls(list(zip(map(int, keys), map(int, times), strict=True)))
+    def unpacked(cls, data: bytes | str) -> IdWindow:
+        """A window back from packed() (base64 text too, as a JSON copy of it holds)."""
+        raw = base64.b64decode(data) if isinstance(data, str) else bytes(data)
+        count = len(raw) // 16
+        values = struct.unpack(f">{count}q{count}q", raw[: count * 16])
+        return cls(list(zip(values[:count], values[count:], strict=True)))

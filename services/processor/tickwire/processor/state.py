@@ -174,7 +174,6 @@ class SymbolState:
 
     def to_doc(self, wire: TickerState) -> dict[str, Any]:
         """The `quotes` document: the published state plus what a restart needs."""
-        seen_ids, seen_us = self.seen.stored()
         return encode_quote(
             wire,
             {
@@ -186,8 +185,7 @@ class SymbolState:
                 "last_us": self.last_us,
                 "open_us": self.open_us,
                 "quote_us": self.quote_us,
-                "seen_ids": seen_ids,
-                "seen_us": seen_us,
+                "seen_ids": self.seen.packed(),
                 "forming": {
                     name: [bar.to_doc() for bar in bars.values()]
                     for name, bars in self.forming.items()
@@ -215,7 +213,7 @@ class SymbolState:
         state.last_us = int(doc.get("last_us", _NOT_SET))
         state.open_us = int(doc.get("open_us", _NOT_SET))
         state.quote_us = int(doc.get("quote_us", _NOT_SET))
-        state.seen = IdWindow.from_stored(doc.get("seen_ids", []), doc.get("seen_us", []))
+        state.seen = IdWindow.unpacked(doc.get("seen_ids", b""))
         state.forming = {
             name: {int(b["start_us"]): FormingBar.from_doc(b) for b in bars}
             for name, bars in doc.get("forming", {}).items()
