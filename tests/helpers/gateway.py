@@ -342,3 +342,11 @@ def bar_state(
         (h.VERSION, str(version).encode()),
     ]
     return (symbol.encode(), wire.ENCODER.encode(bar), headers)
+
+
+async def until_quotes(client: SseClient, markers: dict[str, int]) -> None:
+    """Wait until the client received a quote of each marker (symbol: version). One
+    symbol's records stay in order, so everything produced for a symbol before its
+    marker has arrived by then: what a test asserts next is complete, without a sleep."""
+    while not all(("quote", s, v) in client.quotes() for s, v in markers.items()):
+        await client.wait_for(len(client.events) + 1)

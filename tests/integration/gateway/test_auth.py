@@ -104,10 +104,17 @@ async def test_refusals_and_what_an_authorized_subject_receives(
                 topics.updates,
                 [g.update_record("GOOG", 2), g.update_record("MSFT", 2)],
             )
-            await allowed.wait_for(4)
-            await asyncio.sleep(0.3)
+            # markers for the stream's other symbols (each symbol's records stay in order)
+            await produce(
+                kafka_bootstrap,
+                topics.updates,
+                [g.update_record("AAPL", 2), g.update_record("MSTR", 2)],
+            )
+            await g.until_quotes(allowed, {"MSFT": 2, "AAPL": 2, "MSTR": 2})
             assert sorted(allowed.quotes()) == [
+                ("quote", "AAPL", 2),
                 ("quote", "MSFT", 2),
+                ("quote", "MSTR", 2),
                 ("snapshot", "AAPL", 1),
                 ("snapshot", "MSFT", 1),
                 ("snapshot", "MSTR", 1),

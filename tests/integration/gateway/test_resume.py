@@ -60,13 +60,9 @@ async def test_second_instance_resumes_with_exactly_the_missed_updates(
         async with g.sse_client(
             url_b, f"/v1/stream?symbols={','.join(wanted)}", headers={"Last-Event-ID": cursor}
         ) as client:
-            await client.wait_for(len(wanted) * 8)
-            await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 12)])
-            await client.wait_for(len(wanted) * 8 + 1)
-            await asyncio.sleep(0.3)
-            assert per_symbol(client.quotes()) == {
-                s: list(range(4, 12)) + ([12] if s == "AAPL" else []) for s in wanted
-            }
+            await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 12) for s in wanted])
+            await g.until_quotes(client, dict.fromkeys(wanted, 12))
+            assert per_symbol(client.quotes()) == {s: list(range(4, 13)) for s in wanted}
         assert resumes("buffer") == before + 1
 
 
@@ -97,12 +93,12 @@ async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
             url_b, "/v1/stream?symbols=AAPL,TSLA", headers={"Last-Event-ID": cursor}
         ) as client,
     ):
-        await client.wait_for(16)
-        await produce(kafka_bootstrap, topics.updates, [g.update_record("TSLA", 10)])
-        await client.wait_for(17)
-        await asyncio.sleep(0.3)
+        await produce(
+            kafka_bootstrap, topics.updates, [g.update_record(s, 10) for s in ("AAPL", "TSLA")]
+        )
+        await g.until_quotes(client, {"AAPL": 10, "TSLA": 10})
         assert per_symbol(client.quotes()) == {
-            "AAPL": list(range(2, 10)),
+            "AAPL": list(range(2, 11)),
             "TSLA": list(range(2, 11)),
         }
         # ids keep working: resuming from the middle of the replay gives the rest
@@ -115,9 +111,13 @@ async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
             url_c, "/v1/stream?symbols=AAPL,TSLA", headers={"Last-Event-ID": middle}
         ) as again,
     ):
-        await again.wait_for(len(remaining))
-        await asyncio.sleep(0.3)
-        assert per_symbol(again.quotes()) == per_symbol(remaining)
+        await produce(
+            kafka_bootstrap, topics.updates, [g.update_record(s, 11) for s in ("AAPL", "TSLA")]
+        )
+        await g.until_quotes(again, {"AAPL": 11, "TSLA": 11})
+        assert per_symbol(again.quotes()) == {
+            s: [*versions, 11] for s, versions in per_symbol(remaining).items()
+        }
 
 
 async def test_cursor_past_retention_gets_a_reset_and_fresh_snapshots(
@@ -157,14 +157,18 @@ async def test_cursor_past_retention_gets_a_reset_and_fresh_snapshots(
         ) as client,
     ):
         await client.wait_for(3)
-        await produce(kafka_bootstrap, topics.updates, [g.update_record("MSFT", 6)])
-        await client.wait_for(4)
-        await asyncio.sleep(0.3)
+        await produce(
+            kafka_bootstrap,
+            topics.updates,
+            [g.update_record("MSFT", 6), g.update_record("AAPL", 6)],
+        )
+        await g.until_quotes(client, {"AAPL": 6, "MSFT": 6})  # one partition: in this order
         assert client.events[0].event == "reset"
         assert client.quotes() == [
             ("snapshot", "AAPL", 5),
             ("snapshot", "MSFT", 5),
             ("quote", "MSFT", 6),
+            ("quote", "AAPL", 6),
         ]
     assert resumes("reset") == before + 1
 

@@ -86,7 +86,7 @@ async def test_snapshot_then_stream_without_gap_or_duplicate(
             for i, client in enumerate(clients):
                 mine = symbols if i % 2 == 0 else symbols[::2]
                 await wait_until(lambda c=client, m=mine: finals(c) == {s: rounds for s in m})
-            await asyncio.sleep(0.2)
+            # each symbol's last version is its marker: nothing of it can follow
             missing = 0
             for i, client in enumerate(clients):
                 mine = symbols if i % 2 == 0 else symbols[::2]
@@ -137,9 +137,18 @@ async def test_cold_start_fills_the_cache_from_mongodb_and_kafka(
             topics.updates,
             [g.update_record("DBNEWER", 9), g.update_record("BOTH", 4), g.update_record("BOTH", 7)],
         )
-        await client.wait_for(5)
-        await asyncio.sleep(0.3)
-        assert client.quotes()[4:] == [("quote", "BOTH", 7)]
+        # markers after the stale ones, per symbol (each symbol's records stay in order)
+        await produce(
+            kafka_bootstrap,
+            topics.updates,
+            [g.update_record("DBNEWER", 10), g.update_record("BOTH", 8)],
+        )
+        await g.until_quotes(client, {"DBNEWER": 10, "BOTH": 8})
+        assert sorted(client.quotes()[4:]) == [
+            ("quote", "BOTH", 7),
+            ("quote", "BOTH", 8),
+            ("quote", "DBNEWER", 10),
+        ]
 
 
 async def test_wildcard_prefix_and_live_bars(
@@ -167,21 +176,37 @@ async def test_wildcard_prefix_and_live_bars(
             ],
         )
         await produce(kafka_bootstrap, topics.updates, [g.update_record("BBB", 2)])
-        await everything.wait_for(6)
-        await prefixed.wait_for(3)
-        await asyncio.sleep(0.3)
-        assert [e.event for e in everything.events] == ["snapshot"] * 3 + sorted(
-            [e.event for e in everything.events[3:]]
+        # markers: a later 1m bar per symbol, after the others on the same partition
+        await produce(
+            kafka_bootstrap,
+            topics.bars,
+            [g.bar_state(s, 9, revision=1, final=True, interval="1m") for s in ("AAA", "BBB")],
         )
-        bars = [
-            (e.json()["symbol"], e.json()["interval"])
-            for e in everything.events
-            if e.event == "bar"
+        await g.until_quotes(everything, {"BBB": 2})
+
+        def bars(client: g.SseClient) -> list[tuple[str, str, str]]:
+            return [
+                (e.json()["symbol"], e.json()["interval"], e.json()["start"][11:16])
+                for e in client.events
+                if e.event == "bar"
+            ]
+
+        while {("AAA", "1m", "14:39"), ("BBB", "1m", "14:39")} - set(bars(everything)):
+            await everything.wait_for(len(everything.events) + 1)
+        while ("AAA", "1m", "14:39") not in bars(prefixed):
+            await prefixed.wait_for(len(prefixed.events) + 1)
+        assert [e.event for e in everything.events[:3]] == ["snapshot"] * 3
+        assert sorted(e.event for e in everything.events[3:]) == ["bar"] * 4 + ["quote"]
+        assert sorted(bars(everything)) == [
+            ("AAA", "1m", "14:30"),
+            ("AAA", "1m", "14:39"),
+            ("BBB", "1m", "14:30"),
+            ("BBB", "1m", "14:39"),
         ]
-        assert sorted(bars) == [("AAA", "1m"), ("BBB", "1m")]
         assert [(e.event, e.json()["symbol"]) for e in prefixed.events] == [
             ("snapshot", "AAA"),
             ("snapshot", "AAB"),
+            ("bar", "AAA"),
             ("bar", "AAA"),
         ]
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from tickwire.gateway import metrics, sse
+from tickwire.gateway import cursor, metrics, sse
 from tickwire.gateway.updates import BAR, Update, ws_event
 
 
@@ -74,6 +74,7 @@ class Connection:
         self.pending_bars = 0
         self.max_pending_bars = max_pending_bars
         self.skip: dict[int, int] | None = None  # slot -> first offset still to send
+        self.floor: list[int] | None = None  # ids are raised to this cursor (resume)
         self.min_gap_ns = int(1e9 / max_rate) if max_rate else 0
         self.last_sent: dict[str, int] = {}
         self.conflated = 0
@@ -85,8 +86,38 @@ class Connection:
 
     # -- rendering: SSE by default; the WebSocket subclass renders JSON objects
     def render(self, update: Update) -> bytes:
-        """The bytes of a shared update for this transport."""
+        """The bytes of an update for this transport: the shared ones, unless the id
+        must be raised to the cursor this connection resumed from (see `_raised_id`)."""
+        if self.floor is not None:
+            raised = self._raised_id(update)
+            if raised is not None:
+                return self.render_event(update.kind, raised, update.value)
+        return self.shared(update)
+
+    def shared(self, update: Update) -> bytes:
+        """The update's bytes shared by every connection of this transport."""
         return update.frame
+
+    def _raised_id(self, update: Update) -> str | None:
+        """An update's shared id is this instance's position when it was read. After a
+        resume, it can be below the cursor the client brought on some partition (a
+        cursor ahead of this instance, or the other partitions of a buffered update):
+        a client resuming from that id would get again what it already had. Such ids
+        are raised to the floor, partition by partition; once an update's id is at or
+        above it everywhere (ids only grow), the shared bytes serve again."""
+        floor = self.floor
+        if floor is None:
+            return None
+        tag, positions = cursor.decode(update.cursor)
+        raised = False
+        for slot, at in enumerate(floor):
+            if positions[slot] < at:
+                positions[slot] = at
+                raised = True
+        if not raised:
+            self.floor = None
+            return None
+        return cursor.encode(tag, positions)
 
     def render_event(self, event: str, cursor: str, data: bytes) -> bytes:
         """The bytes of an event built for this connection only."""
@@ -214,7 +245,12 @@ class TransportConnection(Connection):
         self.last_write = now
         pending = self.pending
         try:
-            if len(pending) == 1 and not self.backlog and not self.min_gap_ns:
+            if (
+                len(pending) == 1
+                and not self.backlog
+                and not self.min_gap_ns
+                and self.floor is None
+            ):
                 # the common case: one update, its shared bytes, no copy, no list
                 (update,) = pending.values()
                 pending.clear()
@@ -225,7 +261,11 @@ class TransportConnection(Connection):
                 return False
             frames, updates, waiting = self.take(now_ns, tally)
             pieces = sse.chunk(b"".join(frames)) if frames else []
-            pieces.extend(u.chunk for u in updates)
+            for u in updates:
+                if self.floor is None:
+                    pieces.append(u.chunk)
+                else:
+                    pieces.extend(sse.chunk(self.render(u)))
             if pieces:
                 tally.bytes += sum(map(len, pieces))
                 sock.writelines(pieces)
@@ -289,7 +329,7 @@ class QueuedConnection(Connection):
 class WebSocketConnection(QueuedConnection):
     """Events as JSON objects; a flush is one text message holding a JSON array."""
 
-    def render(self, update: Update) -> bytes:
+    def shared(self, update: Update) -> bytes:
         return update.ws
 
     def render_event(self, event: str, cursor: str, data: bytes) -> bytes:

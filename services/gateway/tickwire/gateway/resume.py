@@ -94,6 +94,8 @@ class Resumer:
         replayed: list[bytes] = []
         original = list(since)
         for _ in range(5):
+            # ids rendered from here on are at least the cursor, as far as replayed
+            conn.floor = [max(a, b) for a, b in zip(original, conn.floor or original, strict=True)]
             frames = hub.replay_frames(conn, interest, since, slots)
             if frames is not None:
                 hub.register(conn, interest, replayed + frames)
