@@ -216,7 +216,10 @@ def compute(
             data, time = _parse(kind, r.value, r.key)
             if not event_id:
                 raise ValueError("no id")
-        except (ValueError, TypeError, KeyError):
+            if kind == TRADE:  # its bars must start and end within the calendar
+                for length in intervals.values():
+                    _ = _floor(time, length) + length
+        except (ValueError, TypeError, KeyError, OverflowError):
             out.dead.append((r.partition, r.offset))
             continue
         s = data["symbol"]

@@ -181,3 +181,17 @@ def test_a_retry_older_than_the_horizon_is_late_and_its_id_forgotten() -> None:
     out = agg.apply(batches(consumed([retried(first, 3)], first_offset=2), 10)[0])
     assert ([r.offset for r in out.late], out.duplicates, out.updates) == ([2], 0, [])
     assert agg.states["A"].volume == 101
+
+
+def test_a_trade_whose_bar_would_end_past_the_calendar_is_dead_lettered() -> None:
+    from tickwire.processor.outputs import batch_records
+
+    edge = dt.datetime(9999, 12, 31, 23, 59, 30, tzinfo=dt.UTC)  # its 1m bar ends in 10000
+    tape = [trade("A", 10.0, 1, edge), quote("A", 9.0, 9.5, edge), trade("A", 10.0, 1, START)]
+    (out,) = run(make(), tape)
+    assert [(r.offset, str(e)) for r, e in out.dead] == [
+        (0, "time is too close to the calendar's edge for its bars")
+    ]
+    topics = {"updates_topic": "u", "bars_topic": "b", "late_topic": "l", "dlq_topic": "d"}
+    records = batch_records(out, **topics, forming_bars=True)  # nothing overflows
+    assert sorted(r.topic for r in records) == ["d", "l", "u"]  # the old trade is late

@@ -16,6 +16,7 @@ tickwire.processor.dedup) -> dropped and counted; otherwise applied (version + 1
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -32,6 +33,9 @@ from tickwire.processor.state import SymbolState
 
 DAY_US = 86_400_000_000
 _CE_ID, _CE_SOURCE = h.CE_ID, h.CE_SOURCE
+# datetime's range in µs since the epoch: a bar's start and end must fall within it
+_MIN_US = to_us(dt.datetime.min.replace(tzinfo=dt.UTC))
+_MAX_US = to_us(dt.datetime.max.replace(tzinfo=dt.UTC))
 # aiokafka ships no type information, so a record is Any to mypy
 Record: TypeAlias = Any
 
@@ -145,6 +149,15 @@ class Aggregator:
         except PoisonMessageError as exc:
             out.dead.append((record, exc))
             return
+        time_us = to_us(event.time)
+        if type(event) is TradeData and not self._bars_representable(time_us):
+            out.dead.append(
+                (
+                    record,
+                    PoisonMessageError("time is too close to the calendar's edge for its bars"),
+                )
+            )
+            return
         symbol = event.symbol
         state = self.states.get(symbol)
         if state is None:
@@ -158,7 +171,6 @@ class Aggregator:
             touched[symbol] = state.version
             state.first_offset = -1
         state.offset = record.offset
-        time_us = to_us(event.time)
         is_trade = type(event) is TradeData
         if is_trade:
             if time_us < state.time_us and self._is_late(time_us, state.time_us):
@@ -193,6 +205,14 @@ class Aggregator:
         else:
             out.quotes += 1
             state.apply_quote(event, time_us)  # type: ignore[arg-type]
+
+    def _bars_representable(self, time_us: int) -> bool:
+        """Whether every bar holding time_us starts and ends within datetime's range."""
+        for interval in self.intervals:
+            start = time_us - time_us % interval.length_us
+            if start < _MIN_US or start + interval.length_us > _MAX_US:
+                return False
+        return True
 
     def _is_late(self, time_us: int, watermark: int) -> bool:
         grace = self.grace_us
