@@ -134,3 +134,36 @@ async def test_a_partition_whose_state_cannot_be_restored_is_paused_and_visible(
 
 async def _gt(name: str, labels: dict[str, str], than: float) -> bool:
     return _metric(name, labels) > than
+
+
+@pytest.mark.timeout(120)
+async def test_a_record_the_code_cannot_handle_is_dead_lettered_and_the_rest_goes_on(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
+) -> None:
+    # a valid trade in the last minute of year 9999: its 1m bar ends past the calendar;
+    # whichever layer refuses it, the record is dead-lettered and nothing else is lost
+    await _topics(kafka_bootstrap, topics)
+    edge = dt.datetime(9999, 12, 31, 23, 59, 30, tzinfo=dt.UTC)
+    tape = [
+        trade("AAA", 10.0, 1.0, START),
+        trade("BBB", 20.0, 2.0, START),
+        trade("AAA", 11.0, 3.0, edge),
+        trade("AAA", 12.0, 4.0, START + dt.timedelta(milliseconds=1)),
+        trade("MARK", 1.0, 1.0, START + dt.timedelta(milliseconds=2)),
+    ]
+    await produce_tape(kafka_bootstrap, topics.raw, tape)
+    settings = settings_for(
+        kafka_bootstrap, mongodb_url, db_name, topics, topic_partitions=1, publish_forming_bars=True
+    )
+    async with in_process(settings) as loop:
+        await _until(lambda: _has(mongo, "MARK"), "the marker after the unprocessable record")
+        assert await loop.partitions_ready()
+    docs = {d["_id"]: d async for d in mongo.quotes.find({})}
+    assert set(docs) == {"AAA", "BBB", "MARK"}
+    assert docs["AAA"]["volume"] == 5.0
+    assert docs["AAA"]["trades"] == 2
+    assert docs["AAA"]["last"] == 12.0
+    assert docs["BBB"]["volume"] == 2.0
+    letters = await read_all(kafka_bootstrap, topics.dlq, expected=1, timeout=20, idle=0.5)
+    assert [dict(r.headers)[h.SOURCE_OFFSET] for r in letters] == [b"2"]
+    assert dict(letters[0].headers)[h.ERROR]

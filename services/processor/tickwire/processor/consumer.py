@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import os
 import signal
@@ -30,16 +31,17 @@ from aiokafka.structs import TopicPartition
 from pymongo.errors import PyMongoError
 
 from tickwire.core.backoff import Backoff
+from tickwire.core.errors import PoisonMessageError
 from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_consumer, make_producer
 from tickwire.kafka.topics import ensure_topics
 from tickwire.processor import metrics as m
-from tickwire.processor.aggregator import Aggregator, Record
+from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
 from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
 from tickwire.processor.settings import ProcessorSettings
 from tickwire.processor.state import SymbolState
-from tickwire.processor.store import StateStore
+from tickwire.processor.store import Documents, StateStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -316,15 +318,10 @@ class ProcessorLoop:
         await self._rewind_unowned(batch)
         await self._follow_moved_symbols(owned)
         started = time.perf_counter()
-        outcome = self.aggregator.apply(owned)
-        records = batch_records(
-            outcome,
-            updates_topic=s.topic_updates,
-            bars_topic=s.topic_bars,
-            late_topic=s.topic_late,
-            dlq_topic=s.topic_dlq,
-            forming_bars=s.publish_forming_bars,
-        )
+        try:
+            outcome, records, docs = self._compute(self.aggregator, owned)
+        except Exception as exc:  # a record the code cannot take: never a crash loop
+            outcome, records, docs = await self._isolate(owned, exc)
         m.PROCESS_SECONDS.observe(time.perf_counter() - started)
         if records:
             last_offsets = {tp.partition: rs[-1].offset for tp, rs in owned.items() if rs}
@@ -333,9 +330,9 @@ class ProcessorLoop:
             await self._retry(KAFKA, lambda: self._publish(records))
             m.PUBLISH_SECONDS.observe(time.perf_counter() - started)
             self._fault_point("after_publish")
-        if outcome.states or outcome.closed:
+        if docs:
             started = time.perf_counter()
-            upserts = await self._retry(MONGODB, lambda: self.store.write(outcome))
+            upserts = await self._retry(MONGODB, lambda: self.store.write(docs))
             m.MONGO_SECONDS.observe(time.perf_counter() - started)
             m.MONGO_WRITES.inc(upserts)
             self._fault_point("after_store")
@@ -352,6 +349,84 @@ class ProcessorLoop:
         m.DEAD_LETTERS.inc(len(outcome.dead))
         m.PUBLISHED.labels("update").inc(len(outcome.updates))
         m.PUBLISHED.labels("bar").inc(len(outcome.closed))
+
+    def _compute(
+        self, aggregator: Aggregator, batch: Mapping[TopicPartition, Sequence[Record]]
+    ) -> tuple[BatchOutcome, list[OutgoingRecord], Documents]:
+        """Apply a batch and encode everything it publishes and stores (no I/O)."""
+        s = self.settings
+        outcome = aggregator.apply(batch)
+        records = batch_records(
+            outcome,
+            updates_topic=s.topic_updates,
+            bars_topic=s.topic_bars,
+            late_topic=s.topic_late,
+            dlq_topic=s.topic_dlq,
+            forming_bars=s.publish_forming_bars,
+        )
+        return outcome, records, self.store.documents(outcome)
+
+    async def _isolate(
+        self, batch: Mapping[TopicPartition, Sequence[Record]], error: Exception
+    ) -> tuple[BatchOutcome, list[OutgoingRecord], Documents]:
+        """Find the records that make the batch fail and dead-letter them; process the rest.
+
+        The failed attempt changed states half-way, so they are reloaded from MongoDB
+        (every earlier batch was stored before it ended, so that is the state before
+        this one). Then the records are tried one by one on a copy, the failing ones set
+        aside and dead-lettered with the error, and the rest applied as one batch (the
+        result does not depend on batch boundaries). Slower, but only ever run for
+        records the decoder let through and the code could not handle."""
+        log.error("a batch failed to process (%r); isolating the records that cause it", error)
+        partitions = {tp.partition for tp in batch}
+        self.aggregator.drop_partitions(partitions)
+        self.aggregator.load(await self._retry(MONGODB, lambda: self.store.load(partitions)))
+        await self._follow_moved_symbols(batch)
+        kept, unprocessable = await self._set_aside_unprocessable(
+            [(tp, record) for tp, records in batch.items() for record in records]
+        )
+        outcome = self.aggregator.apply(_group(kept))
+        outcome.dead.extend(
+            (record, PoisonMessageError(f"unprocessable: {type(exc).__name__}: {exc}"))
+            for record, exc in unprocessable
+        )
+        for tp, records in batch.items():
+            if records:
+                outcome.commit[tp] = records[-1].offset + 1
+        m.UNPROCESSABLE.inc(len(unprocessable))
+        s = self.settings
+        records = batch_records(
+            outcome,
+            updates_topic=s.topic_updates,
+            bars_topic=s.topic_bars,
+            late_topic=s.topic_late,
+            dlq_topic=s.topic_dlq,
+            forming_bars=s.publish_forming_bars,
+        )
+        return outcome, records, self.store.documents(outcome)
+
+    async def _set_aside_unprocessable(
+        self, records: list[tuple[TopicPartition, Record]]
+    ) -> tuple[list[tuple[TopicPartition, Record]], list[tuple[Record, Exception]]]:
+        """Try the records one by one, in order, on a copy of the aggregator; return the
+        ones that go through and the ones that fail (with why). After a failure the copy
+        is rebuilt from the records kept so far. Yields to the event loop as it goes, so
+        heartbeats keep the group membership."""
+        trial = copy.deepcopy(self.aggregator)
+        kept: list[tuple[TopicPartition, Record]] = []
+        failed: list[tuple[Record, Exception]] = []
+        for n, (tp, record) in enumerate(records):
+            if n % 100 == 0:
+                await asyncio.sleep(0)
+            try:
+                self._compute(trial, {tp: [record]})
+            except Exception as exc:
+                failed.append((record, exc))
+                trial = copy.deepcopy(self.aggregator)
+                trial.apply(_group(kept))
+            else:
+                kept.append((tp, record))
+        return kept, failed
 
     def _fault_point(self, point: str) -> None:
         """Test seam (TICKWIRE_FAULT_POINT): at the named point of the Nth batch that
@@ -479,6 +554,15 @@ def _merge(
         have.extend(fresh)
         added += len(fresh)
     return added
+
+
+def _group(
+    records: Sequence[tuple[TopicPartition, Record]],
+) -> dict[TopicPartition, list[Record]]:
+    batch: dict[TopicPartition, list[Record]] = {}
+    for tp, record in records:
+        batch.setdefault(tp, []).append(record)
+    return batch
 
 
 def _move(state: SymbolState, partition: int) -> None:

@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+import bson
+from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -63,6 +66,32 @@ _DUPLICATE_KEY = 11000
 async def _bulk_upsert(collection: AsyncCollection[Any], ops: list[ReplaceOne[Any]]) -> None:
     for i in range(0, len(ops), UPSERTS_PER_COMMAND):
         await collection.bulk_write(ops[i : i + UPSERTS_PER_COMMAND], ordered=False)
+
+
+@dataclass(slots=True)
+class QuoteDoc:
+    """A quotes document encoded for the wire, with what its conditional write needs."""
+
+    id: str
+    guard: dict[str, Any]
+    raw: RawBSONDocument
+
+
+@dataclass(slots=True)
+class Documents:
+    """A batch's documents, already BSON-encoded: building them is where a value that
+    MongoDB cannot hold (an integer past 64 bits, a date past year 9999) shows up, so
+    the loop builds them before it publishes anything."""
+
+    quotes: list[QuoteDoc] = field(default_factory=list)
+    bars: list[RawBSONDocument] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.quotes) + len(self.bars)
+
+
+def _raw(doc: dict[str, Any]) -> RawBSONDocument:
+    return RawBSONDocument(bson.encode(doc))
 
 
 class StateStore:
@@ -149,70 +178,77 @@ class StateStore:
         self._known.update(state.symbol for state in states)
         return states
 
-    async def write(self, outcome: BatchOutcome) -> int:
-        """Insert the batch's closed bars, then upsert its states (unordered bulk writes
-        of UPSERTS_PER_COMMAND upserts each).
+    @staticmethod
+    def documents(outcome: BatchOutcome) -> Documents:
+        """The batch's quotes and closed bars documents, encoded (no I/O).
 
         The per-symbol coalescing already happened in the aggregator: a symbol touched
-        by 500 events in the batch is one upsert here. Returns the number of documents written.
+        by 500 events in the batch is one document here. Raises whatever the encoding
+        raises for a value that cannot be stored.
         """
         wires = {state.symbol: state for state in outcome.updates}
-        docs: list[dict[str, Any]] = []
+        out = Documents()
         for state in outcome.states:
             wire = wires.get(state.symbol)
             if wire is None:  # only late events touched it: the state is unchanged
                 wire = state.to_wire(state.offset)
-            docs.append(state.to_doc(wire))
-        bars = [bar_doc(change, final=True) for change in outcome.closed]
+            doc = state.to_doc(wire)
+            out.quotes.append(QuoteDoc(doc["_id"], _older_than(doc), _raw(doc)))
+        out.bars = [_raw(bar_doc(change, final=True)) for change in outcome.closed]
+        return out
+
+    async def write(self, docs: Documents) -> int:
+        """Insert the batch's closed bars, then write its states (unordered bulk writes
+        of UPSERTS_PER_COMMAND documents each). Returns the number of documents."""
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
-        await self._insert_bars(bars)
-        await self._write_quotes(docs)
-        return len(docs) + len(bars)
+        await self._insert_bars(docs.bars)
+        await self._write_quotes(docs.quotes)
+        return len(docs)
 
-    async def _write_quotes(self, docs: list[dict[str, Any]]) -> None:
+    async def _write_quotes(self, docs: list[QuoteDoc]) -> None:
         """Insert the new symbols' documents, replace the known ones if not newer."""
-        fresh = [doc for doc in docs if doc["_id"] not in self._known]
+        fresh = [doc for doc in docs if doc.id not in self._known]
         exists = await self._insert_new(fresh)
-        guarded = [doc for doc in docs if doc["_id"] in self._known or doc["_id"] in exists]
+        guarded = [doc for doc in docs if doc.id in self._known or doc.id in exists]
         matched = 0
         for i in range(0, len(guarded), UPSERTS_PER_COMMAND):
             chunk = guarded[i : i + UPSERTS_PER_COMMAND]
             result = await self.quotes.bulk_write(
-                [ReplaceOne(_older_than(doc), doc) for doc in chunk], ordered=False
+                [ReplaceOne(doc.guard, doc.raw) for doc in chunk], ordered=False
             )
             matched += result.matched_count
         if matched < len(guarded):
             await self._after_refusals(guarded, matched)
-        self._known.update(doc["_id"] for doc in fresh)
+        self._known.update(doc.id for doc in fresh)
 
-    async def _insert_new(self, docs: list[dict[str, Any]]) -> set[str]:
+    async def _insert_new(self, docs: list[QuoteDoc]) -> set[str]:
         """Insert documents; return the ids that already existed (not inserted)."""
         exists: set[str] = set()
         for i in range(0, len(docs), UPSERTS_PER_COMMAND):
             chunk = docs[i : i + UPSERTS_PER_COMMAND]
             try:
-                await self.quotes.insert_many(chunk, ordered=False)
+                await self.quotes.insert_many([doc.raw for doc in chunk], ordered=False)
             except BulkWriteError as exc:
                 errors = exc.details.get("writeErrors", [])
                 if any(error.get("code") != _DUPLICATE_KEY for error in errors):
                     raise
-                exists.update(chunk[int(error["index"])]["_id"] for error in errors)
+                exists.update(chunk[int(error["index"])].id for error in errors)
         return exists
 
-    async def _after_refusals(self, docs: list[dict[str, Any]], matched: int) -> None:
+    async def _after_refusals(self, docs: list[QuoteDoc], matched: int) -> None:
         """Some conditional replaces matched nothing: the stored document is newer (a
         stale write, refused and counted) or is gone (deleted by hand: insert it)."""
-        ids = [doc["_id"] for doc in docs]
+        ids = [doc.id for doc in docs]
         present = {d["_id"] async for d in self.quotes.find({"_id": {"$in": ids}}, {"_id": 1})}
-        missing = [doc for doc in docs if doc["_id"] not in present]
+        missing = [doc for doc in docs if doc.id not in present]
         await self._insert_new(missing)
         stale = len(docs) - matched - len(missing)
         if stale > 0:
             m.STALE_WRITES.inc(stale)
             log.warning("%d quotes writes refused: MongoDB holds newer versions", stale)
 
-    async def _insert_bars(self, bars: list[dict[str, Any]]) -> None:
+    async def _insert_bars(self, bars: list[RawBSONDocument]) -> None:
         """Insert closed bars; one that is already there (a replay) is left as it is.
 
         A closed bar never changes again and a replay recomputes it identically, so
