@@ -214,6 +214,9 @@ class ProcessorLoop:
         async with self._lock:
             new = {tp for tp in assigned if tp.topic == self.settings.topic_raw} - self._owned
             m.REBALANCES.labels("assigned").inc()
+            # a symbol absent from MongoDB then may exist now (partitions were added and
+            # another instance wrote it): look it up again when it shows up
+            self._absent.clear()
             if not new:
                 return
             try:
