@@ -25,6 +25,7 @@ from tests.helpers.processor_run import in_process, settings_for, wait_settled
 from tests.helpers.processor_tape import produce_tape, random_tape
 from tickwire.devstack.procs import read_pid
 from tickwire.devstack.stack import Stack
+from tickwire.kafka.clients import make_consumer
 from tickwire.kafka.topics import ensure_topics
 
 
@@ -105,3 +106,70 @@ async def test_mongodb_and_kafka_outages_pause_then_resume(tmp_path: Path) -> No
 
 async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
     return not await check()
+
+
+@pytest.mark.timeout(400)
+async def test_mongodb_down_during_a_rebalance_pauses_the_partitions_then_resumes(
+    tmp_path: Path,
+) -> None:
+    stack = Stack(tmp_path / "stack")
+    info = await asyncio.to_thread(stack.up)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
+    try:
+        bootstrap, topics, db_name = (
+            info.bootstrap_servers,
+            Topics.fresh(),
+            unique("tw").replace("-", "_"),
+        )
+        await ensure_topics(
+            bootstrap,
+            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
+            partitions=2,
+            replication=1,
+        )
+        tape = random_tape(symbols=6, events=1200, seed=23, step_ms=20)
+        settings = settings_for(
+            bootstrap, info.mongodb_url, db_name, topics, topic_partitions=2, retry_cap_seconds=1.0
+        )
+        db = client[db_name]
+        failures = (
+            REGISTRY.get_sample_value(
+                "tickwire_processor_rebalance_failures_total", {"event": "assigned"}
+            )
+            or 0.0
+        )
+        async with in_process(settings) as loop:
+            await produce_tape(bootstrap, topics.raw, tape[:600])
+            await wait_settled(db, await _expected(bootstrap, topics.raw, 600))
+
+            # MongoDB goes away; another member joins the group: a rebalance whose
+            # restore cannot read MongoDB
+            ferret_pid = read_pid(tmp_path / "stack" / "ferretdb" / "ferretdb.pid")
+            assert ferret_pid is not None
+            os.kill(ferret_pid, signal.SIGKILL)
+            other = make_consumer(bootstrap, "tests-other", group_id=settings.group_id)
+            await other.start()
+            other.subscribe([topics.raw])
+
+            async def restore_failed() -> bool:
+                await other.getmany(timeout_ms=100)  # keeps the other member in the group
+                now = REGISTRY.get_sample_value(
+                    "tickwire_processor_rebalance_failures_total", {"event": "assigned"}
+                )
+                return (now or 0.0) > failures
+
+            await _until(restore_failed, "the failed restore to be counted")
+            assert not await loop.partitions_ready()
+            await other.stop()  # it leaves: the processor is assigned both partitions again
+
+            await produce_tape(bootstrap, topics.raw, tape[600:])
+            await asyncio.to_thread(stack.up)  # FerretDB back on the same port and data
+            expected = await _expected(bootstrap, topics.raw, len(tape))
+            await wait_settled(db, expected, timeout=120)
+            await _until(loop.partitions_ready, "every partition restored")
+
+        assert quote_differences([d async for d in db.quotes.find({})], expected) == []
+        assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.down)
