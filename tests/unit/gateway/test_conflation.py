@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tickwire.gateway import cursor
 from tickwire.gateway.connection import Connection, Interest, Tally
 from tickwire.gateway.updates import BAR, QUOTE, Parsed, PartitionBuffer, Update
 
@@ -162,3 +163,20 @@ async def test_too_many_unsent_bars_cut_the_client_instead_of_losing_one() -> No
 async def test_a_new_connection_receives_no_bars_until_it_asks_for_some() -> None:
     conn = Connection(ip="127.0.0.1", subject=None)
     assert conn.interest.bar_intervals == frozenset()
+
+
+async def test_ids_after_a_resume_are_raised_to_the_cursor_until_passed() -> None:
+    conn = Connection(ip="127.0.0.1", subject=None)
+    conn.interest = Interest(frozenset({"A"}))
+    conn.floor = [5, 3]  # the cursor the client resumed from
+
+    def at(positions: list[int], seq: int) -> Update:
+        parsed = Parsed(QUOTE, "A", "A", "", seq, 0)
+        return Update(parsed, 0, seq, seq, cursor.encode(7, positions), b"{}")
+
+    behind = at([6, 1], 1)  # read here before partition 1 reached the cursor
+    assert ids([conn.render(behind)]) == [cursor.encode(7, [6, 3])]
+    assert conn.floor == [5, 3]
+    passed = at([7, 3], 2)
+    assert conn.render(passed) == passed.frame  # the shared bytes again
+    assert conn.floor is None
