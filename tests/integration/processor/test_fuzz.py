@@ -152,6 +152,10 @@ async def test_random_records_never_stop_the_processor_and_all_are_accounted_for
         while await mongo.quotes.find_one({"_id": "ZZMARK"}) is None:
             assert time.monotonic() < deadline, "the marker was never processed"
             await asyncio.sleep(0.2)
+        # the counters move once the batch is committed, just after its MongoDB write
+        while _outcomes() - before < len(fuzz) + 1:
+            assert time.monotonic() < deadline, "the batch with the marker never finished"
+            await asyncio.sleep(0.05)
         assert await loop.partitions_ready()
     assert _outcomes() - before == len(fuzz) + 1
     dead = (REGISTRY.get_sample_value("tickwire_processor_dead_letters_total") or 0.0) - dead_before
