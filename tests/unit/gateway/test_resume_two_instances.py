@@ -6,7 +6,9 @@ The hub, buffers, connections and the Resumer are the real ones; only Kafka is m
 (an in-memory log per partition, read by `_end_offsets` and `_read_kafka` overrides), and
 a cursor ahead of an instance is made to race: the instance reads more records while the
 resume awaits the end offsets. The log follows the processor's rule (per symbol the
-version grows with each record), MongoDB is written after the log (publish first).
+version grows with each record), MongoDB is written after the log (publish first), and
+never lags it by more than a refill window (the processor persists a batch before it
+publishes the next one).
 
 Asserted, per symbol: the client sees each version at most once, in increasing order,
 ends at the newest, and - when every frame is written before the next record is read
@@ -51,6 +53,7 @@ class World:
         self.log: list[list[Rec]] = [[] for _ in SLOTS]
         self.mongo: dict[str, tuple[int, bytes]] = {}
         self.versions = dict.fromkeys(SYMBOLS, 0)
+        self.newest_offset: dict[str, int] = {}  # each symbol's newest record in its slot
         self.instances = [Instance(self), Instance(self)]
 
     def publish(self, symbol: str) -> None:
@@ -58,6 +61,18 @@ class World:
         slot = (murmur2(symbol.encode()) & 0x7FFFFFFF) % len(SLOTS)  # Kafka's default
         value = wire.ENCODER.encode(wire.TickerState(symbol=symbol, version=self.versions[symbol]))
         self.log[slot].append(Rec(symbol.encode(), value, len(self.log[slot])))
+        # The processor persists a batch before it publishes the next, so MongoDB lags
+        # the log by far less than a refill window (one batch of coalesced updates
+        # against 10k per partition). A symbol whose newest record leaves the window is
+        # therefore persisted; without this the model reaches states the system cannot
+        # (a symbol neither in MongoDB nor in any refill window).
+        window_start = len(self.log[slot]) - CAPACITY
+        for rec in self.log[slot][:window_start]:
+            name = rec.key.decode()
+            newest_here = self.newest_offset.get(name)
+            if newest_here == rec.offset:
+                self.persist(name)
+        self.newest_offset[symbol] = len(self.log[slot]) - 1
 
     def persist(self, symbol: str) -> None:
         version = self.versions[symbol]
