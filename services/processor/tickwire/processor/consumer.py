@@ -357,8 +357,13 @@ class ProcessorLoop:
         self, aggregator: Aggregator, batch: Mapping[TopicPartition, Sequence[Record]]
     ) -> tuple[BatchOutcome, list[OutgoingRecord], Documents]:
         """Apply a batch and encode everything it publishes and stores (no I/O)."""
+        return self._encode(aggregator.apply(batch))
+
+    def _encode(
+        self, outcome: BatchOutcome
+    ) -> tuple[BatchOutcome, list[OutgoingRecord], Documents]:
+        """A batch's outcome with the records it publishes and the documents it stores."""
         s = self.settings
-        outcome = aggregator.apply(batch)
         records = batch_records(
             outcome,
             updates_topic=s.topic_updates,
@@ -397,16 +402,7 @@ class ProcessorLoop:
             if records:
                 outcome.commit[tp] = records[-1].offset + 1
         m.UNPROCESSABLE.inc(len(unprocessable))
-        s = self.settings
-        records = batch_records(
-            outcome,
-            updates_topic=s.topic_updates,
-            bars_topic=s.topic_bars,
-            late_topic=s.topic_late,
-            dlq_topic=s.topic_dlq,
-            forming_bars=s.publish_forming_bars,
-        )
-        return outcome, records, self.store.documents(outcome)
+        return self._encode(outcome)
 
     async def _set_aside_unprocessable(
         self, records: list[tuple[TopicPartition, Record]]
