@@ -89,6 +89,16 @@ class Documents:
     def __len__(self) -> int:
         return len(self.quotes) + len(self.bars)
 
+    def absorb(self, later: Documents) -> None:
+        """Coalesce a later batch's documents into these (persistence runs behind the
+        publishes, several batches per write): a symbol's quotes document is the later
+        one (the same writer, so never an older version), closed bars are all kept."""
+        if later.quotes:
+            merged = {doc.id: doc for doc in self.quotes}
+            merged.update((doc.id, doc) for doc in later.quotes)
+            self.quotes = list(merged.values())
+        self.bars.extend(later.bars)
+
 
 def _raw(doc: dict[str, Any]) -> RawBSONDocument:
     return RawBSONDocument(bson.encode(doc))
