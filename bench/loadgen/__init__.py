@@ -57,7 +57,10 @@ class LoadGen:
         per_client: int,
         symbols_file: Path,
         stderr: Path,
+        everything: int = 0,
     ) -> LoadGen:
+        """Start N connections; the first `everything` of them (tickwire only)
+        subscribe to every symbol instead of their `per_client` watchlist."""
         with stderr.open("ab") as err:
             proc = await asyncio.create_subprocess_exec(
                 str(binary),
@@ -66,6 +69,7 @@ class LoadGen:
                 f"-clients={clients}",
                 f"-per-client={per_client}",
                 f"-symbols={symbols_file}",
+                f"-all={everything}",
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=err,

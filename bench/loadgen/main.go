@@ -28,6 +28,7 @@ type options struct {
 	addr        string
 	clients     int
 	perClient   int
+	all         int
 	symbolsFile string
 	concurrency int
 	connectWait time.Duration
@@ -39,6 +40,7 @@ func parseOptions() options {
 	flag.StringVar(&o.addr, "addr", "127.0.0.1:8082", "server host:port")
 	flag.IntVar(&o.clients, "clients", 1000, "number of SSE connections")
 	flag.IntVar(&o.perClient, "per-client", 20, "symbols each connection subscribes to")
+	flag.IntVar(&o.all, "all", 0, "the first N connections subscribe to every symbol (tickwire: symbols=*)")
 	flag.StringVar(&o.symbolsFile, "symbols", "", "file with one symbol per line")
 	flag.IntVar(&o.concurrency, "concurrency", 64, "connection attempts in flight")
 	flag.DurationVar(&o.connectWait, "connect-timeout", 120*time.Second, "give up connecting after")

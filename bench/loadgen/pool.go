@@ -60,6 +60,9 @@ func (p *pool) noteError(err error) {
 
 // path is the request target for client i.
 func (p *pool) path(i int) string {
+	if i < p.o.all && p.o.target == "tickwire" {
+		return "/v1/stream?symbols=*"
+	}
 	subs := subscription(p.symbols, i, p.o.perClient)
 	if p.o.target == "tickwire" {
 		return "/v1/stream?symbols=" + url.QueryEscape(strings.Join(subs, ","))
