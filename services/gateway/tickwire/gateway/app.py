@@ -168,7 +168,7 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             hub, settings.kafka_bootstrap, client_id, settings.gateway_resume_timeout_s
         )
         supervisor = Supervisor(
-            KafkaReader(hub, consumer, db.quotes),
+            KafkaReader(hub, consumer, db.quotes, settings.gateway_flush_ms / 1000),
             FlushLoop(hub, settings.gateway_flush_ms / 1000),
             Janitor(hub, settings.gateway_heartbeat_s, settings.gateway_slow_client_timeout_s),
         )

@@ -12,6 +12,14 @@ Cold start, and why no update is lost or repeated:
 Versions decide between the two sources: the cache keeps the newest per symbol, while
 the buffer and the drop rule follow Kafka alone, so every record read is buffered once.
 
+Latency budget: the records of one Kafka fetch are applied in slices, and once
+applying has taken longer than the budget (`GATEWAY_FLUSH_MS`, at least 1 ms) the flush
+loop is woken and given the event loop before the next slice. Under light load a fetch
+is a few records, applied at once and written as one batch; under pressure a fetch of
+thousands of records is written in pieces one budget apart, so no record waits behind
+the fan-out of the whole fetch. Flushing between two records is as safe as between two
+fetches: each record is applied to the hub in one synchronous step.
+
 A record that cannot be forwarded (a tombstone, a value that is not the documented
 struct, a key that is not its symbol, numbers that do not fit) is skipped: counted in
 `dropped_total{reason="unreadable"}`, logged, and the position (hence every cursor)
@@ -25,6 +33,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
@@ -72,8 +81,21 @@ async def discover_slots(consumer: AIOKafkaConsumer, updates: str, bars: str) ->
 class KafkaReader:
     """Runnable: cold start, then feed every record to the hub, forever."""
 
-    def __init__(self, hub: Hub, consumer: AIOKafkaConsumer, quotes: Any) -> None:
+    #: records applied between two looks at the clock
+    SLICE = 64
+
+    def __init__(
+        self,
+        hub: Hub,
+        consumer: AIOKafkaConsumer,
+        quotes: Any,
+        budget_s: float = 0.005,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.hub = hub
+        self.budget_s = max(budget_s, 0.001)
+        self.clock = clock
+        self.yields = 0  # times a fetch was handed to the flush loop before its end
         self.consumer = consumer
         self.quotes = quotes  # the MongoDB `quotes` collection
         self.tps = [TopicPartition(s.topic, s.partition) for s in hub.slots]
@@ -118,8 +140,7 @@ class KafkaReader:
         next_lag = 0.0
         while True:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=10_000)
-            for tp, records in batch.items():
-                self.apply(tp, records)
+            await self.apply_fetch(batch)
             if waiting:
                 for tp in list(waiting):
                     position = await self.consumer.position(tp)
@@ -137,6 +158,20 @@ class KafkaReader:
             if time.monotonic() >= next_lag:
                 next_lag = time.monotonic() + 5
                 self.publish_lag()
+
+    async def apply_fetch(self, batch: dict[TopicPartition, list[Any]]) -> None:
+        """Apply one fetch, letting the flush loop write what is applied each time the
+        latency budget is spent (see the module docstring)."""
+        clock, budget, step = self.clock, self.budget_s, self.SLICE
+        deadline = clock() + budget
+        for tp, records in batch.items():
+            for start in range(0, len(records), step):
+                self.apply(tp, records[start : start + step] if len(records) > step else records)
+                if clock() >= deadline:
+                    self.yields += 1
+                    self.hub.after_batch()
+                    await asyncio.sleep(0)
+                    deadline = clock() + budget
 
     def apply(self, tp: TopicPartition, records: list[Any]) -> None:
         """Hand a partition's records to the hub in order."""

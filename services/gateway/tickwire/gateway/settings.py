@@ -36,7 +36,8 @@ class GatewaySettings(CommonSettings):
         5.0,
         ge=0,
         le=1000,
-        description="least time between two flush cycles: coalescing window, latency budget",
+        description="latency budget: least time between two flush cycles (coalescing "
+        "window) and most time the reader applies records before a flush may run",
     )
     gateway_buffer_per_partition: int = Field(
         10_000, ge=1, description="recent updates kept per partition for resumes"
