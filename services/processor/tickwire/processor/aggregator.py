@@ -24,18 +24,17 @@ from typing import Any, TypeAlias
 from aiokafka.structs import TopicPartition
 
 from tickwire.core.errors import PoisonMessageError
-from tickwire.events import headers as h
 from tickwire.events.wire import TickerState, TradeData
-from tickwire.processor.bars import FormingBar, Interval, to_us
-from tickwire.processor.decode import decode, received_ns
+from tickwire.processor.bars import EPOCH, MICROSECOND, FormingBar, Interval, to_us
+from tickwire.processor.decode import read
 from tickwire.processor.dedup import DEFAULT_SIZE, id_key
 from tickwire.processor.state import SymbolState
 
 DAY_US = 86_400_000_000
-_CE_ID, _CE_SOURCE = h.CE_ID, h.CE_SOURCE
 # datetime's range in µs since the epoch: a bar's start and end must fall within it
 _MIN_US = to_us(dt.datetime.min.replace(tzinfo=dt.UTC))
 _MAX_US = to_us(dt.datetime.max.replace(tzinfo=dt.UTC))
+_AT_CALENDAR_EDGE = "time is too close to the calendar's edge for its bars"
 # aiokafka ships no type information, so a record is Any to mypy
 Record: TypeAlias = Any
 
@@ -66,6 +65,19 @@ class BatchOutcome:
     duplicates: int = 0  # events whose id the symbol had already applied
 
 
+def representable_range(intervals: Iterable[Interval]) -> tuple[int, int]:
+    """[low, high): the event times (µs) whose bars, in every interval, start and end
+    within datetime's range. A bar of length L holding t starts at t - t % L, which
+    grows with t: it is >= the earliest datetime from the first multiple of L at or
+    after it, and it ends within range while it starts at or before the latest minus L."""
+    low, high = _MIN_US, _MAX_US + 1
+    for interval in intervals:
+        length = interval.length_us
+        low = max(low, -(-_MIN_US // length) * length)
+        high = min(high, ((_MAX_US - length) // length + 1) * length)
+    return low, high
+
+
 class Aggregator:
     """Per-symbol states of the partitions this instance owns, and the batch logic."""
 
@@ -81,6 +93,9 @@ class Aggregator:
         self.dedup_size = dedup_size
         # ids of events older than this before the watermark cannot matter (late anyway)
         self.dedup_horizon_us = max((i.length_us for i in self.intervals), default=0) + grace_us
+        # event times whose bars (every interval) start and end within datetime's range:
+        # [_time_low, _time_high), one comparison per trade instead of a loop
+        self._time_low, self._time_high = representable_range(self.intervals)
         self.reference_prices = dict(reference_prices or {})
         self.states: dict[str, SymbolState] = {}
         self._close_due: dict[str, int] = {}  # symbol -> earliest watermark closing a bar
@@ -108,8 +123,7 @@ class Aggregator:
         for tp, records in batch.items():
             if not records:
                 continue
-            for record in records:
-                self._apply_record(record, out, touched, bars)
+            self._apply_records(records, out, touched, bars)
             out.commit[tp] = records[-1].offset + 1
         for symbol, before in touched.items():
             state = self.states[symbol]
@@ -128,91 +142,96 @@ class Aggregator:
                 out.forming.append(change)
         return out
 
-    def _apply_record(
+    def _apply_records(
         self,
-        record: Record,
+        records: Sequence[Record],
         out: BatchOutcome,
         touched: dict[str, int],
         bars: dict[int, BarChange],
     ) -> None:
-        headers = record.headers
-        try:
-            event = decode(record.key, record.value, headers)
-            event_id = source = None
-            for name, raw in headers or ():  # one pass for both (first occurrence wins)
-                if name == _CE_ID:
-                    event_id = raw if event_id is None else event_id
-                elif name == _CE_SOURCE:
-                    source = raw if source is None else source
-            if not event_id:
-                raise PoisonMessageError("missing ce_id (the event's idempotency key)")
-        except PoisonMessageError as exc:
-            out.dead.append((record, exc))
-            return
-        time_us = to_us(event.time)
-        if type(event) is TradeData and not self._bars_representable(time_us):
-            out.dead.append(
-                (
-                    record,
-                    PoisonMessageError("time is too close to the calendar's edge for its bars"),
-                )
-            )
-            return
-        symbol = event.symbol
-        state = self.states.get(symbol)
-        if state is None:
-            state = SymbolState(symbol, record.partition, self.reference_prices.get(symbol))
-            self.states[symbol] = state
-            self._close_due[symbol] = -1
-        elif record.offset <= state.offset:
-            out.skipped += 1
-            return
-        if symbol not in touched:
-            touched[symbol] = state.version
-            state.first_offset = -1
-        state.offset = record.offset
-        is_trade = type(event) is TradeData
-        if is_trade:
-            if time_us < state.time_us and self._is_late(time_us, state.time_us):
-                out.late.append(record)
-                return
-        elif time_us < state.quote_us:  # superseded: bid/ask already come from a newer quote
-            out.late.append(record)
-            return
-        key = id_key(source, event_id)
-        if key in state.seen:
-            out.duplicates += 1
-            return
-        if time_us > state.time_us:
-            state.time_us = time_us
-            state.time = event.time
-            state.seen.forget_before(time_us - self.dedup_horizon_us)
-            due = self._close_due[symbol]
-            if 0 <= due <= time_us:
-                self._close_bars(state, out)
-        state.seen.remember(key, time_us, self.dedup_size)
-        state.version += 1
-        if state.first_offset < 0:
-            state.first_offset = record.offset
-        received = received_ns(headers)
-        if received is not None:
-            state.received_ns = received
-        if is_trade:
-            assert isinstance(event, TradeData)
-            out.trades += 1
-            state.apply_trade(event, time_us, time_us // DAY_US)
-            self._add_to_bars(state, event, time_us, received, bars)
-        else:
-            out.quotes += 1
-            state.apply_quote(event, time_us)  # type: ignore[arg-type]
+        """Apply one partition's records in order (the per-record rules are in the module
+        docstring). One loop with everything it reads bound once: it runs per event."""
+        states = self.states
+        close_due = self._close_due
+        time_low, time_high = self._time_low, self._time_high
+        horizon, window = self.dedup_horizon_us, self.dedup_size
+        dead, late = out.dead, out.late
+        trades = quotes = skipped = duplicates = 0
+        for record in records:
+            key = record.key
+            offset = record.offset
+            # the offset guard first, by the record's key: a record at or below the
+            # offset its symbol's state holds was handled (published, dead-lettered or
+            # routed aside) before that state was, so a replay need not even decode it
+            state = None
+            if key is not None:
+                try:
+                    state = states.get(key.decode())
+                except UnicodeDecodeError:
+                    state = None
+                if state is not None and offset <= state.offset:
+                    skipped += 1
+                    continue
+            try:
+                event, event_id, source, received = read(key, record.value, record.headers)
+            except PoisonMessageError as exc:
+                dead.append((record, exc))
+                continue
+            time_us = (event.time - EPOCH) // MICROSECOND
+            is_trade = type(event) is TradeData
+            if is_trade and not time_low <= time_us < time_high:
+                dead.append((record, PoisonMessageError(_AT_CALENDAR_EDGE)))
+                continue
+            symbol = event.symbol  # read() checked that the key is the symbol
+            if state is None:
+                state = SymbolState(symbol, record.partition, self.reference_prices.get(symbol))
+                states[symbol] = state
+                close_due[symbol] = -1
+            if symbol not in touched:
+                touched[symbol] = state.version
+                state.first_offset = -1
+            state.offset = offset
+            watermark = state.time_us
+            if is_trade:
+                if time_us < watermark and self._is_late(time_us, watermark):
+                    late.append(record)
+                    continue
+            elif time_us < state.quote_us:  # superseded: bid/ask come from a newer quote
+                late.append(record)
+                continue
+            seen = state.seen
+            id_ = id_key(source, event_id)
+            if id_ in seen.keys:
+                duplicates += 1
+                continue
+            if time_us > watermark:
+                state.time_us = time_us
+                state.time = event.time
+                seen.forget_before(time_us - horizon)
+                due = close_due[symbol]
+                if 0 <= due <= time_us:
+                    self._close_bars(state, out)
+            seen.remember(id_, time_us, window)
+            state.version += 1
+            if state.first_offset < 0:
+                state.first_offset = offset
+            if received is not None:
+                state.received_ns = received
+            if is_trade:
+                trades += 1
+                state.apply_trade(event, time_us, time_us // DAY_US)  # type: ignore[arg-type]
+                self._add_to_bars(state, event, time_us, received, bars)  # type: ignore[arg-type]
+            else:
+                quotes += 1
+                state.apply_quote(event, time_us)  # type: ignore[arg-type]
+        out.trades += trades
+        out.quotes += quotes
+        out.skipped += skipped
+        out.duplicates += duplicates
 
     def _bars_representable(self, time_us: int) -> bool:
         """Whether every bar holding time_us starts and ends within datetime's range."""
-        for interval in self.intervals:
-            start = time_us - time_us % interval.length_us
-            if start < _MIN_US or start + interval.length_us > _MAX_US:
-                return False
-        return True
+        return self._time_low <= time_us < self._time_high
 
     def _is_late(self, time_us: int, watermark: int) -> bool:
         grace = self.grace_us

@@ -25,7 +25,31 @@ _MAX_RECEIVED_NS = (1 << 63) - 1
 
 def decode(key: bytes | None, value: bytes | None, headers: Any) -> TradeData | QuoteData:
     """The record's event, validated; PoisonMessageError says what is wrong with it."""
-    raw_type = h.find(headers, h.CE_TYPE)
+    return _event(key, value, h.find(headers, h.CE_TYPE))
+
+
+def read(
+    key: bytes | None, value: bytes | None, headers: Any
+) -> tuple[TradeData | QuoteData, bytes, bytes | None, int | None]:
+    """Everything the aggregator needs from a record, reading its headers once: the
+    validated event, its id (ce_id), its source (ce_source) and the ingest receive time
+    (tw_received_ns, None when absent or malformed). A repeated header counts by its
+    first occurrence, as `decode` and `received_ns` read it. PoisonMessageError when the
+    event is unusable or has no id."""
+    if headers:
+        fields = dict(headers)
+        if len(fields) < len(headers):  # a repeated name: the first one counts
+            fields = dict(reversed(headers))
+    else:
+        fields = {}
+    event = _event(key, value, fields.get(h.CE_TYPE))
+    event_id = fields.get(h.CE_ID)
+    if not event_id:
+        raise PoisonMessageError("missing ce_id (the event's idempotency key)")
+    return event, event_id, fields.get(h.CE_SOURCE), _received(fields.get(h.RECEIVED_NS))
+
+
+def _event(key: bytes | None, value: bytes | None, raw_type: bytes | None) -> TradeData | QuoteData:
     if value is None:
         raise PoisonMessageError("record has no value")
     kind = BY_TYPE_HEADER.get(raw_type) if raw_type is not None else None
@@ -45,7 +69,10 @@ def decode(key: bytes | None, value: bytes | None, headers: Any) -> TradeData | 
 
 def received_ns(headers: Any) -> int | None:
     """The ingest receive time (tw_received_ns), or None when absent or malformed."""
-    raw = h.find(headers, h.RECEIVED_NS)
+    return _received(h.find(headers, h.RECEIVED_NS))
+
+
+def _received(raw: bytes | None) -> int | None:
     if raw is None or not (0 < len(raw) <= 19) or not raw.isdigit():
         return None
     value = int(raw)
