@@ -24,7 +24,10 @@ Design (docs/benchmarks.md, e2e, says the same for readers of the figures):
   time from `received_ns` to (a) the raw record readable by a consumer (ingest +
   hop 1), (b) the update's CreateTime (set by the processor's producer when it
   publishes: ingest + hop 1 + processor) and (c) the update readable (+ hop 2). The
-  gateway's share is the end-to-end figure minus (c).
+  gateway's share is the end-to-end figure minus (c). `gateway_first_write` is the
+  gateway's own histogram (received_ns to the end of the flush cycle that first wrote
+  an update, quotes and bars, once per update): bucket bounds, not exact.
+- cores: CPU of each service (and of the floor's relay and sink) over the window.
 - Floor: a producer writes to topic A at the same rate, the same number of records of
   the same sizes as ingest's raw records (hop 1) and the processor's updates (hop 2),
   keyed by the same symbols over the same partition count, acks=all, idempotent,
@@ -43,19 +46,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
 import os
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from bench.common import percentile, versions, write_result
+from bench.common import CpuMeter, percentile, versions, write_result
 from bench.gateway import raise_file_limit
 from bench.loadgen import LoadGen, build
 from bench.loadgen.feeder import symbols as make_symbols
@@ -79,6 +85,7 @@ PER_CLIENT = int(os.environ.get("E2E_PER_CLIENT", 10))
 SYMBOLS = make_symbols(int(os.environ.get("E2E_SYMBOLS", 500)))
 GATEWAY_FLUSH_MS = os.environ.get("E2E_GATEWAY_FLUSH_MS")
 PARTITIONS = 6
+PARTITIONER = DefaultPartitioner()
 TICK_S = 0.01
 IN_FLIGHT = 4
 TARGET_RATE = 5000
@@ -110,7 +117,7 @@ def _trade(symbol: str, i: int, now: str) -> bytes:
 
 
 async def send_at_rate(
-    rate: float, seconds: float, post: Callable[[bytes, int], Any]
+    rate: float, seconds: float, post: Callable[[bytes, int], Any], *, bodies: bool = True
 ) -> dict[str, float]:
     """Hand post() NDJSON bodies totalling `rate` events per second for `seconds`: each
     tick sends exactly what is due, so a late tick catches up rather than lowers the
@@ -134,9 +141,11 @@ async def send_at_rate(
             if sem.locked():
                 late += 1
             await sem.acquire()
-            now = dt.datetime.now(dt.UTC).isoformat()
-            n = len(SYMBOLS)
-            body = b"\n".join(_trade(SYMBOLS[(seq + i) % n], seq + i, now) for i in range(due))
+            body = b""
+            if bodies:  # the floor makes its own records
+                now = dt.datetime.now(dt.UTC).isoformat()
+                n = len(SYMBOLS)
+                body = b"\n".join(_trade(SYMBOLS[(seq + i) % n], seq + i, now) for i in range(due))
             seq += due
             sent += due
             task = asyncio.create_task(one(body, due))
@@ -269,16 +278,15 @@ async def measure_tickwire(
             wait_ready(spec, pid, run_dir / f"{spec.name}.log")
         ingest = f"http://127.0.0.1:{specs[0].port}/v1/events:batch"
         gateway_addr = f"127.0.0.1:{specs[2].port}"
-        refused = 0
+        refused: Counter[int] = Counter()  # status -> events not accepted
         async with httpx.AsyncClient(timeout=30) as client:
 
             async def post(body: bytes, count: int) -> None:
-                nonlocal refused
                 resp = await client.post(
                     ingest, content=body, headers={"content-type": "application/x-ndjson"}
                 )
                 if resp.status_code != 202:
-                    refused += count
+                    refused[resp.status_code] += count
 
             # every symbol known to the gateway before any fleet connects
             await send_at_rate(len(SYMBOLS) * 2, 1.0, post)
@@ -287,11 +295,17 @@ async def measure_tickwire(
             meter = asyncio.create_task(stages.run())
             try:
                 for rate in RATES:
+                    meters = {
+                        spec.name: CpuMeter(procs.read_pid(pid) or 0)
+                        for spec, pid in zip(specs, pid_files, strict=True)
+                    }
                     results[str(rate)] = await _one_rate(
-                        rate, post, stages, binary, gateway_addr, symbols_file, run_dir
+                        rate, post, stages, binary, gateway_addr, symbols_file, run_dir, meters
                     )
-                    results[str(rate)]["sender"]["refused"] = refused
-                    refused = 0
+                    results[str(rate)]["sender"]["refused"] = {
+                        str(k): v for k, v in refused.items()
+                    }
+                    refused.clear()
                     print(f"tickwire {rate}/s: {results[str(rate)]['latency']}", flush=True)
             finally:
                 meter.cancel()
@@ -310,6 +324,7 @@ async def _one_rate(
     gateway_addr: str,
     symbols_file: Path,
     run_dir: Path,
+    meters: dict[str, CpuMeter],
 ) -> dict[str, Any]:
     fleet = await LoadGen.start(
         binary,
@@ -327,9 +342,14 @@ async def _one_rate(
         since = time.time_ns()
         await fleet.reset(since)
         stages.window(since)
+        for meter in meters.values():
+            meter.start()
+        written = await written_buckets(f"http://{gateway_addr}")
         sender = await send_at_rate(rate, SECONDS, post)
+        cores = {name: round(m.stop() / SECONDS, 2) for name, m in meters.items()}
         await asyncio.sleep(2.0)  # the last events' effects reach the fleet
         report = await fleet.report()
+        gateway_written = bucket_quantiles(written, await written_buckets(f"http://{gateway_addr}"))
     finally:
         await fleet.close()
     latency = report["latency_ms"]
@@ -349,8 +369,36 @@ async def _one_rate(
             "streams_ended": report["streams_ended"],
             "deliveries_per_s": round(report["delivered"] / SECONDS),
         },
-        "stages": stages.report(),
+        "stages": {**stages.report(), "gateway_first_write": gateway_written},
+        "cores": cores,
     }
+
+
+HISTOGRAM = "tickwire_gateway_delivery_latency_seconds_bucket"
+
+
+async def written_buckets(gateway: str) -> dict[float, float]:
+    """The gateway's own delivery-latency histogram (ingest receive -> socket write,
+    one sample per update at its first write): cumulative count per bucket bound."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        text = (await client.get(f"{gateway}/metrics")).text
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith(HISTOGRAM):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            out[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def bucket_quantiles(before: dict[float, float], after: dict[float, float]) -> dict[str, Any]:
+    """p50/p99 of the window as the upper bound of the bucket holding them (ms)."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1] if counts else 0.0
+    out: dict[str, Any] = {"records": int(total)}
+    for q in (50, 99):
+        bound = next((b for b, c in counts if total and c >= total * q / 100), float("inf"))
+        out[f"p{q}_ms_at_most"] = bound * 1000 if bound != float("inf") else "above 10 s"
+    return out
 
 
 # -- the floor
@@ -361,70 +409,141 @@ def _stamped(size: int) -> bytes:
     return stamp + b"x" * max(0, size - len(stamp))
 
 
-async def measure_floor(bootstrap: str, rate: int, sizes: dict[str, int]) -> dict[str, Any]:
-    tag = uuid.uuid4().hex[:8]
-    topic_a, topic_b = f"floor-{tag}.a", f"floor-{tag}.b"
-    await ensure_topics(bootstrap, [topic_a, topic_b], partitions=PARTITIONS, replication=1)
-    hop1, hop2 = sizes["raw"], sizes["updates"]
-    common = {
+async def _send_batched(
+    producer: AIOKafkaProducer, topic: str, records: Sequence[tuple[bytes, bytes]]
+) -> None:
+    """Produce records through the batch API, one batch per partition (by the default
+    partitioner), as ingest's and the processor's publishers do."""
+    partitions = sorted(await producer.partitions_for(topic))
+    batches: dict[int, Any] = {}
+    for key, value in records:
+        partition = PARTITIONER(key, partitions, partitions)
+        batch = batches.get(partition)
+        if batch is None:
+            batch = batches[partition] = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            await producer.send_batch(batch, topic, partition=partition)
+            batch = batches[partition] = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None)
+    for partition, batch in batches.items():
+        await producer.send_batch(batch, topic, partition=partition)
+
+
+def _floor_consumer(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    """A consumer of every partition of topic from its start, no group (no rebalance)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    return consumer
+
+
+def _relay_process(bootstrap: str, topic_a: str, topic_b: str, pad: int, stop: Any) -> None:
+    """Hop 2 of the floor, in its own process (as the processor is): A -> B."""
+
+    async def run() -> None:
+        source = _floor_consumer(bootstrap, topic_a)
+        out = AIOKafkaProducer(**_producer_options(bootstrap))
+        await source.start()
+        await source.seek_to_beginning()
+        await out.start()
+        padding = b"x" * pad
+        try:
+            while not stop.is_set():
+                batch = await source.getmany(timeout_ms=100, max_records=20_000)
+                records = [(r.key, r.value + padding) for rs in batch.values() for r in rs]
+                if records:
+                    await _send_batched(out, topic_b, records)
+        finally:
+            await out.stop()
+            await source.stop()
+
+    asyncio.run(run())
+
+
+def _sink_process(bootstrap: str, topic_b: str, since: Any, stop: Any, conn: Any) -> None:
+    """The floor's reader, in its own process (as the gateway is): latency per record
+    stamped at or after `since`, sent back through conn once stopped."""
+
+    async def run() -> list[float]:
+        sink = _floor_consumer(bootstrap, topic_b)
+        await sink.start()
+        await sink.seek_to_beginning()
+        samples: list[float] = []
+        try:
+            while not stop.is_set():
+                batch = await sink.getmany(timeout_ms=100, max_records=20_000)
+                now = time.time_ns()
+                first = since.value
+                for records in batch.values():
+                    for r in records:
+                        stamp = int(r.value[:20])
+                        if stamp >= first:
+                            samples.append((now - stamp) / 1e6)
+        finally:
+            await sink.stop()
+        return samples
+
+    conn.send(asyncio.run(run()))
+    conn.close()
+
+
+def _producer_options(bootstrap: str) -> dict[str, Any]:
+    return {
         "bootstrap_servers": bootstrap,
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 0,
     }
-    producer, relay_out = AIOKafkaProducer(**common), AIOKafkaProducer(**common)
-    relay_in = AIOKafkaConsumer(
-        topic_a, bootstrap_servers=bootstrap, group_id=f"r-{tag}", auto_offset_reset="earliest"
-    )
-    sink = AIOKafkaConsumer(
-        topic_b, bootstrap_servers=bootstrap, group_id=f"s-{tag}", auto_offset_reset="earliest"
-    )
-    clients = (producer, relay_out, relay_in, sink)
-    for c in clients:
-        await c.start()
-    samples: list[float] = []
-    since = [1 << 62]
-    padding = b"x" * max(0, hop2 - hop1)
 
-    async def relay() -> None:
-        while True:
-            batch = await relay_in.getmany(timeout_ms=100)
-            for records in batch.values():
-                for r in records:
-                    await relay_out.send(topic_b, key=r.key, value=r.value + padding)
 
-    async def drain() -> None:
-        while True:
-            batch = await sink.getmany(timeout_ms=100)
-            now = time.time_ns()
-            for records in batch.values():
-                for r in records:
-                    stamp = int(r.value[:20])
-                    if stamp >= since[0]:
-                        samples.append((now - stamp) / 1e6)
+async def measure_floor(bootstrap: str, rate: int, sizes: dict[str, int]) -> dict[str, Any]:
+    """Two plain hops at `rate`: producer (here) -> A -> relay -> B -> sink, the relay
+    and the sink each in a process of its own, as tickwire's services are."""
+    tag = uuid.uuid4().hex[:8]
+    topic_a, topic_b = f"floor-{tag}.a", f"floor-{tag}.b"
+    await ensure_topics(bootstrap, [topic_a, topic_b], partitions=PARTITIONS, replication=1)
+    hop1, hop2 = sizes["raw"], sizes["updates"]
+    ctx = multiprocessing.get_context("spawn")
+    stop, since = ctx.Event(), ctx.Value("q", 1 << 62)
+    mine, theirs = ctx.Pipe(duplex=False)
+    relay = ctx.Process(
+        target=_relay_process, args=(bootstrap, topic_a, topic_b, max(0, hop2 - hop1), stop)
+    )
+    sink = ctx.Process(target=_sink_process, args=(bootstrap, topic_b, since, stop, theirs))
+    relay.start()
+    sink.start()
+    producer = AIOKafkaProducer(**_producer_options(bootstrap))
+    await producer.start()
+    keys = [s.encode() for s in SYMBOLS]
+    sent = [0]
 
     async def post(body: bytes, count: int) -> None:
         del body
-        for i in range(count):
-            symbol = SYMBOLS[i % len(SYMBOLS)]
-            await producer.send(topic_a, key=symbol.encode(), value=_stamped(hop1))
+        first = sent[0]
+        sent[0] += count
+        records = [(keys[(first + i) % len(keys)], _stamped(hop1)) for i in range(count)]
+        await _send_batched(producer, topic_a, records)
 
-    tasks = [asyncio.create_task(relay()), asyncio.create_task(drain())]
     try:
-        await send_at_rate(rate, WARMUP_S, post)
-        since[0] = time.time_ns()
-        sender = await send_at_rate(rate, SECONDS, post)
+        await send_at_rate(rate, WARMUP_S, post, bodies=False)
+        since.value = time.time_ns()
+        meters = {"relay": CpuMeter(relay.pid or 0), "sink": CpuMeter(sink.pid or 0)}
+        for meter in meters.values():
+            meter.start()
+        sender = await send_at_rate(rate, SECONDS, post, bodies=False)
+        cores = {name: round(m.stop() / SECONDS, 2) for name, m in meters.items()}
         await producer.flush()
         await asyncio.sleep(2.0)
     finally:
-        for t in tasks:
-            t.cancel()
-        for c in clients:
-            await c.stop()
+        stop.set()
+        await producer.stop()
+    samples: list[float] = await asyncio.to_thread(mine.recv)
+    for proc in (relay, sink):
+        proc.join(30)
     result = {
         "latency": {"samples": len(samples), **summary(samples)},
         "sender": sender,
         "record_bytes": {"hop1": hop1, "hop2": hop2},
+        "cores": cores,
     }
     print(f"floor {rate}/s: {result['latency']}", flush=True)
     return result

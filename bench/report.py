@@ -2,11 +2,18 @@
 
 The page shows one summary row per benchmark and, for each, its headline figures
 (scalars of `ours` and `peer`, nested objects flattened; per-trial lists are
-left to the JSON files beside them)."""
+left to the JSON files beside them). A benchmark measured at several rates
+(`ours.rates` and `peer.rates`, keyed by rate) gets a table per rate instead, and its
+`plot` (a PNG under docs/) is embedded.
+
+Prose survives regeneration: whatever the current page holds between
+`<!-- notes:NAME -->` and `<!-- /notes:NAME -->` is written back under benchmark
+NAME's heading, so each benchmark's owner writes its explanation there."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +43,69 @@ def _figures(title: str, obj: dict[str, Any]) -> list[str]:
     return [f"**{title}**", "", *(f"- `{k}`: {v}" for k, v in rows), ""]
 
 
+def _notes(page: str) -> dict[str, str]:
+    """The hand-written notes blocks of the current page, by benchmark name."""
+    pattern = re.compile(r"<!-- notes:(\S+) -->\n.*?<!-- /notes:\1 -->", re.DOTALL)
+    return {m.group(1): m.group(0) for m in pattern.finditer(page)}
+
+
+def _latency(run: dict[str, Any]) -> dict[str, Any]:
+    found = run.get("latency", run)
+    return found if isinstance(found, dict) else {}
+
+
+def _quantile(stage: dict[str, Any], q: int) -> str:
+    """A stage's q-th percentile: exact, or the bound of a histogram bucket (<= x)."""
+    if f"p{q}_ms" in stage:
+        return str(stage[f"p{q}_ms"])
+    return f"<= {stage.get(f'p{q}_ms_at_most', '?')}"
+
+
+def _by_rate(doc: dict[str, Any]) -> list[str]:
+    """A table of p50/p99/p999 per rate, ours against the peer, and the ratio."""
+    ours, peer = doc["ours"]["rates"], doc["peer"]["rates"]
+    ratios = doc.get("ratios_by_rate", {})
+    lines = [
+        "| events/s | tickwire p50 / p99 / p999 ms | floor p50 / p99 / p999 ms | ratio (p99) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for rate in sorted(ours, key=float):
+        a, b = _latency(ours[rate]), _latency(peer.get(rate, {}))
+
+        def cell(x: dict[str, Any]) -> str:
+            return " / ".join(str(x.get(f"{q}_ms", "-")) for q in ("p50", "p99", "p999"))
+
+        lines.append(f"| {rate} | {cell(a)} | {cell(b)} | {ratios.get(rate, '-')} |")
+    lines.append("")
+    stages = {r: v["stages"] for r, v in ours.items() if isinstance(v.get("stages"), dict)}
+    if stages:
+        names = list(next(iter(stages.values())))
+        lines += [
+            "Stages (ms from ingest's `received_ns`, p50 / p99): "
+            + ", ".join(f"`{n}`" for n in names),
+            "",
+            "| events/s | " + " | ".join(names) + " | SSE write |",
+            "| --- | " + " | ".join("---" for _ in names) + " | --- |",
+        ]
+        for rate in sorted(stages, key=float):
+            cells = [
+                f"{_quantile(stages[rate][n], 50)} / {_quantile(stages[rate][n], 99)}"
+                for n in names
+            ]
+            end = _latency(ours[rate])
+            cells.append(f"{end.get('p50_ms')} / {end.get('p99_ms')}")
+            lines.append(f"| {rate} | " + " | ".join(cells) + " |")
+        lines.append("")
+    conditions = doc["ours"].get("conditions")
+    if isinstance(conditions, dict):
+        lines += ["Conditions: " + ", ".join(f"{k} {v}" for k, v in conditions.items()), ""]
+    return lines
+
+
 def main() -> None:
     """Write the summary table and the headline figures of each benchmark."""
     docs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    notes = _notes(DOC.read_text()) if DOC.exists() else {}
     lines = [
         "# Benchmarks",
         "",
@@ -56,13 +123,26 @@ def main() -> None:
             f"{doc['ratio_meaning']} |"
         )
     for doc in docs:
-        lines += ["", f"## {doc['benchmark']}", ""]
+        name = doc["benchmark"]
+        lines += ["", f"## {name}", ""]
+        if name in notes:
+            lines += [notes[name], ""]
         extra = {
-            k: v for k, v in doc.items() if "ratio" in k and k not in {"ratio", "ratio_meaning"}
+            k: v
+            for k, v in doc.items()
+            if ("ratio" in k or k.startswith("highest")) and k not in {"ratio", "ratio_meaning"}
         }
         lines += _figures("other ratios", extra)
-        lines += _figures("tickwire", doc.get("ours", {}))
-        lines += _figures(str(doc.get("peer", {}).get("name", "peer")), doc.get("peer", {}))
+        if isinstance(doc.get("ours", {}).get("rates"), dict) and "rates" in doc.get("peer", {}):
+            lines += _by_rate(doc)
+            if doc.get("plot"):
+                lines += [
+                    f"![{name} latency against rate]({Path(doc['plot']).relative_to('docs')})",
+                    "",
+                ]
+        else:
+            lines += _figures("tickwire", doc.get("ours", {}))
+            lines += _figures(str(doc.get("peer", {}).get("name", "peer")), doc.get("peer", {}))
         machine = doc.get("machine", {})
         lines += [
             f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, "
