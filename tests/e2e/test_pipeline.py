@@ -17,7 +17,8 @@ README, Fan-out), written from the documented rules, not from the code:
 - bars: a closed bar is never conflated away, so every bar of the reference arrives
   final exactly once, with version 2 x trades + 1 and its OHLCV; the states of one bar
   arrive with strictly increasing versions and nothing follows its final;
-- nothing else: no symbol, bar or version beyond the reference.
+- nothing else: no symbol, bar or version beyond the reference, up to a sentinel
+  event posted once the reference is reached (its quote closes the recording).
 
 Hard cases in the tape: retried batches (the same event ids posted twice: duplicates,
 not applied again), adjacent trades posted out of event-time order within the grace
@@ -45,6 +46,7 @@ from tests.helpers.infra import Topics
 from tests.helpers.services import pipeline_specs, running, service_env
 
 SYMBOLS = ["AAPL", "MSFT", "BRK.B"]
+SENTINEL = "ZZZ"  # posted last: once its quote is in, nothing more is on its way
 INTERVALS = {"1s": 1, "1m": 60}  # the processor's default bar intervals
 NDJSON = {"content-type": "application/x-ndjson"}
 
@@ -193,7 +195,10 @@ def _done(seen: Seen, want: dict[str, Ref]) -> bool:
     return all((s, i, start) in seen.finals for s, r in want.items() for (i, start) in r.bars)
 
 
-async def _collect(url: str, want: dict[str, Ref], seen: Seen, connected: asyncio.Event) -> None:
+async def _collect(
+    url: str, want: dict[str, Ref], seen: Seen, connected: asyncio.Event, reached: asyncio.Event
+) -> None:
+    """Record every event until the sentinel's quote arrives (posted once `reached`)."""
     async with httpx.AsyncClient(timeout=None) as client, client.stream("GET", url) as resp:
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("text/event-stream")
@@ -214,8 +219,10 @@ async def _collect(url: str, want: dict[str, Ref], seen: Seen, connected: asynci
                     seen.finals.setdefault(key, []).append(bar)
             else:
                 continue
-            if _done(seen, want):
+            if SENTINEL in seen.final:
                 return
+            if _done(seen, want):
+                reached.set()
 
 
 async def _post(client: httpx.AsyncClient, url: str, events: list[dict[str, Any]]) -> None:
@@ -254,7 +261,7 @@ def _garbage(base: dt.datetime) -> list[tuple[bytes, int]]:
 
 
 def _check_sse(seen: Seen, want: dict[str, Ref]) -> None:
-    assert set(seen.final) == set(want)
+    assert set(seen.final) == {*want, SENTINEL}
     for symbol, ref in want.items():
         got = seen.final[symbol]
         versions = seen.versions[symbol]
@@ -272,7 +279,7 @@ def _check_sse(seen: Seen, want: dict[str, Ref]) -> None:
         assert abs(got["vwap"] - ref.notional / ref.volume) < 1e-9 * got["vwap"]
         assert (got["bid"], got["ask"]) == ref.quote[1:]
     expected_bars = {(s, i, start): b for s, r in want.items() for (i, start), b in r.bars.items()}
-    assert set(seen.bar_versions) == set(expected_bars)
+    assert {k for k in seen.bar_versions if k[0] != SENTINEL} == set(expected_bars)
     for key, bar in expected_bars.items():
         versions = seen.bar_versions[key]
         assert versions == sorted(set(versions)), f"{key} bar versions not strictly growing"
@@ -336,9 +343,10 @@ async def test_posted_tape_reaches_dashboard_exactly_and_the_store_behind(
     env = service_env(kafka_bootstrap, mongodb_url, db_name, topics)
     with running(pipeline_specs(), env, tmp_path) as urls:
         seen = Seen()
-        connected = asyncio.Event()
-        stream = f"{urls['gateway']}/v1/stream?symbols={','.join(SYMBOLS)}&bars=1s,1m"
-        reader = asyncio.create_task(_collect(stream, want, seen, connected))
+        connected, reached = asyncio.Event(), asyncio.Event()
+        symbols = ",".join([*SYMBOLS, SENTINEL])
+        stream = f"{urls['gateway']}/v1/stream?symbols={symbols}&bars=1s,1m"
+        reader = asyncio.create_task(_collect(stream, want, seen, connected, reached))
         await asyncio.wait_for(connected.wait(), 30)
 
         ingest = f"{urls['ingest']}/v1/events:batch"
@@ -356,6 +364,9 @@ async def test_posted_tape_reaches_dashboard_exactly_and_the_store_behind(
             await _post(client, ingest, batches[0])  # a late retry of the first batch
             await _post(client, ingest, closing)
 
+            await asyncio.wait_for(reached.wait(), 90)
+            sentinel = {**closing[0], "symbol": SENTINEL, "id": "e2e-sentinel"}
+            await _post(client, ingest, [sentinel])
         await asyncio.wait_for(reader, 90)
         _check_sse(seen, want)
         await asyncio.wait_for(_store_caught_up(urls["gateway"], want), 90)
