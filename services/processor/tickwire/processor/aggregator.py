@@ -158,35 +158,26 @@ class Aggregator:
         dead, late = out.dead, out.late
         trades = quotes = skipped = duplicates = 0
         for record in records:
-            key = record.key
             offset = record.offset
-            # the offset guard first, by the record's key: a record at or below the
-            # offset its symbol's state holds was handled (published, dead-lettered or
-            # routed aside) before that state was, so a replay need not even decode it
-            state = None
-            if key is not None:
-                try:
-                    state = states.get(key.decode())
-                except UnicodeDecodeError:
-                    state = None
-                if state is not None and offset <= state.offset:
-                    skipped += 1
-                    continue
             try:
-                event, event_id, source, received = read(key, record.value, record.headers)
+                event, event_id, source, received = read(record.key, record.value, record.headers)
             except PoisonMessageError as exc:
-                dead.append((record, exc))
+                dead.append((record, exc))  # again on a replay: it changed no state
                 continue
             time_us = (event.time - EPOCH) // MICROSECOND
             is_trade = type(event) is TradeData
             if is_trade and not time_low <= time_us < time_high:
                 dead.append((record, PoisonMessageError(_AT_CALENDAR_EDGE)))
                 continue
-            symbol = event.symbol  # read() checked that the key is the symbol
+            symbol = event.symbol
+            state = states.get(symbol)
             if state is None:
                 state = SymbolState(symbol, record.partition, self.reference_prices.get(symbol))
                 states[symbol] = state
                 close_due[symbol] = -1
+            elif offset <= state.offset:  # handled before this state was stored
+                skipped += 1
+                continue
             if symbol not in touched:
                 touched[symbol] = state.version
                 state.first_offset = -1
