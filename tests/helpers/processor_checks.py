@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.processor_reference import Expected
+from tickwire.mongo import documents
 
 _DEFAULTS = {"volume": 0.0, "trades": 0}
 
@@ -43,10 +44,24 @@ def quote_differences(docs: list[dict[str, Any]], expected: Expected) -> list[st
     return problems
 
 
+def _bars(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every bar as a flat mapping: `bars` buckets read through the documents codec (so
+    a bar that would not decode is missing), flat mappings as they are."""
+    flat: list[dict[str, Any]] = []
+    for doc in docs:
+        if documents.is_bucket(doc):
+            flat += [documents.encode_bar(bar) for bar in documents.decode_bucket(doc)]
+        else:
+            flat.append(doc)
+    return flat
+
+
 def bar_differences(docs: list[dict[str, Any]], expected: Expected) -> list[str]:
-    """Every field of every bars document that differs from the reference."""
+    """Every field of every bar that differs from the reference; `docs` are the `bars`
+    collection's documents (buckets) or bars as flat mappings."""
     problems: list[str] = []
-    by_key = {(d["symbol"], d["interval"], d["start"]): d for d in docs}
+    docs = _bars(docs)
+    by_key = {(d["symbol"], d["interval"], _as_time(d["start"])): d for d in docs}
     if len(by_key) != len(docs):
         problems.append("duplicate bars")
     if set(by_key) != set(expected.bars):

@@ -7,17 +7,31 @@ so a change of shape happens here and nowhere else.
 msgspec builtins (times as RFC 3339 strings: BSON dates would cut microseconds, and a
 restored state must be exactly the one that was saved), plus the processor's own
 bookkeeping (`partition`, `offset`, `notional`, `session_day`, `watermark_us`,
-`forming`, ...), which readers ignore.
+`forming`, ...), which readers ignore. Readers find them by `_id`.
 
-`bars`, one document per closed bar (`_id` = `symbol|interval|start_us`): every `Bar`
-field, with `start` and `end` as BSON dates (bar bounds are whole seconds, so nothing
-is cut and range queries use the index).
+`bars`, buckets: one document per (symbol, interval, period) holding the closed bars of
+that period, `BARS_PER_BUCKET` bar lengths long and aligned to the epoch, so a history
+query reads a few documents instead of one per bar:
+
+    {_id: "AAPL|1m|<period start, us>", symbol: "AAPL", interval: "1m",
+     start: <period start, BSON date>, end: <period end, BSON date>, step_us: 60000000,
+     bars: {"b7": {o, h, l, c, v, w, n, x, r}, ...}}
+
+A bar sits under `b<slot>` (slot = its start's offset in the period / step), with its
+fields compact: open, high, low, close, volume, vwap, trades, version (`x`) and
+received_ns (`r`, absent when unknown); `f: false` marks a bar that was not final (the
+processor stores closed bars only). Its start is the period start + slot * step, its
+end start + step. Writing a bar is `$set` of its slot with upsert: the same bar written
+again (a replay) leaves the document as it was, and no array is involved (FerretDB v1
+cannot hold nested arrays). `(symbol, interval, start)` is unique; a history query asks
+for the buckets whose [start, end) overlaps its window, sorted by `start`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -29,38 +43,161 @@ _US = dt.timedelta(microseconds=1)
 _STATE_FIELDS = frozenset(TickerState.__struct_fields__)
 _BAR_FIELDS = frozenset(Bar.__struct_fields__)
 
+#: Bars per bucket: a 1s bucket spans 2 minutes, a 1m bucket 2 hours (~10 kB each), so
+#: the dashboard's 120 latest 1m bars are two or three documents.
+BARS_PER_BUCKET = 120
+#: Compact bar field -> Bar field, for the numbers every stored bar has.
+_COMPACT = {
+    "o": "open",
+    "h": "high",
+    "l": "low",
+    "c": "close",
+    "v": "volume",
+    "w": "vwap",
+    "n": "trades",
+    "x": "version",
+}
+
 
 class DocumentError(ValueError):
     """A stored document that does not have the documented shape."""
 
 
 def bar_id(symbol: str, interval: str, start_us: int) -> str:
-    """The `bars` document id, unique per (symbol, interval, start)."""
+    """A bar's (or a bucket's) key: unique per (symbol, interval, start)."""
     return f"{symbol}|{interval}|{start_us}"
 
 
+def _to_us(moment: dt.datetime) -> int:
+    if moment.tzinfo is None:  # BSON dates read without tz_aware are UTC
+        moment = moment.replace(tzinfo=dt.UTC)
+    return (moment - _EPOCH) // _US
+
+
+def _from_us(micros: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=micros)
+
+
 def encode_bar(bar: Bar) -> dict[str, Any]:
-    """A `bars` document for a bar (every Bar field; start and end as BSON dates)."""
-    start_us = (bar.start - _EPOCH) // _US
-    doc: dict[str, Any] = {"_id": bar_id(bar.symbol, bar.interval, start_us)}
+    """A bar as one flat mapping (every Bar field and its key as `_id`): what checks
+    compare. Stored bars live in buckets (`bucket_write`)."""
+    doc: dict[str, Any] = {"_id": bar_id(bar.symbol, bar.interval, _to_us(bar.start))}
     for name in Bar.__struct_fields__:
         doc[name] = getattr(bar, name)
     return doc
 
 
 def decode_bar(doc: Mapping[str, Any]) -> Bar:
-    """A Bar back from its `bars` document; DocumentError when it does not fit."""
+    """A Bar back from its flat mapping; DocumentError when it does not fit."""
     fields = {k: v for k, v in doc.items() if k in _BAR_FIELDS}
     try:
         bar = msgspec.convert(fields, Bar, strict=False)
     except msgspec.ValidationError as exc:
-        raise DocumentError(f"bad bars document {doc.get('_id')!r}: {exc}") from exc
-    # BSON dates come back naive when the client is not tz_aware: they are UTC
+        raise DocumentError(f"bad bar {doc.get('_id')!r}: {exc}") from exc
     if bar.start.tzinfo is None:
         bar.start = bar.start.replace(tzinfo=dt.UTC)
     if bar.end.tzinfo is None:
         bar.end = bar.end.replace(tzinfo=dt.UTC)
     return bar
+
+
+@dataclass(slots=True)
+class BucketWrite:
+    """The bars one write adds to one bucket: `update()` is its idempotent `$set`."""
+
+    id: str
+    head: dict[str, Any]
+    bars: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def absorb(self, later: BucketWrite) -> None:
+        """Add a later write's bars to the same bucket (a closed bar never changes)."""
+        self.bars.update(later.bars)
+
+    def update(self) -> dict[str, Any]:
+        """The update document: the bucket's head and each bar under its slot."""
+        fields = dict(self.head)
+        fields.update((f"bars.{slot}", bar) for slot, bar in self.bars.items())
+        return {"$set": fields}
+
+
+def bucket_write(bar: Bar) -> BucketWrite:
+    """The write that stores a bar in its bucket; DocumentError for a bar whose bounds
+    do not fit the layout (not a positive length, or a start off its interval's grid)."""
+    start_us, end_us = _to_us(bar.start), _to_us(bar.end)
+    step = end_us - start_us
+    if step <= 0 or start_us % step:
+        raise DocumentError(f"bar {bar.symbol} {bar.interval} {bar.start} is off its grid")
+    span = step * BARS_PER_BUCKET
+    first = start_us - start_us % span
+    head = {
+        "symbol": bar.symbol,
+        "interval": bar.interval,
+        "start": _from_us(first),
+        "end": _from_us(first + span),
+        "step_us": step,
+    }
+    compact: dict[str, Any] = {short: getattr(bar, name) for short, name in _COMPACT.items()}
+    if bar.received_ns is not None:
+        compact["r"] = bar.received_ns
+    if not bar.final:
+        compact["f"] = False
+    slot = f"b{(start_us - first) // step}"
+    return BucketWrite(bar_id(bar.symbol, bar.interval, first), head, {slot: compact})
+
+
+def is_bucket(doc: Mapping[str, Any]) -> bool:
+    """Whether a `bars` document is a bucket (and not a bar's flat mapping)."""
+    return "step_us" in doc and isinstance(doc.get("bars"), Mapping)
+
+
+def decode_bucket(doc: Mapping[str, Any]) -> list[Bar]:
+    """The bars a bucket holds, by start; DocumentError when it does not fit."""
+    try:
+        symbol, interval = str(doc["symbol"]), str(doc["interval"])
+        first, step = _to_us(doc["start"]), int(doc["step_us"])
+        slots = doc["bars"]
+        out = []
+        for slot, fields in slots.items():
+            start = first + int(slot[1:]) * step
+            values = {name: fields[short] for short, name in _COMPACT.items()}
+            out.append(
+                msgspec.convert(
+                    {
+                        "symbol": symbol,
+                        "interval": interval,
+                        "start": _from_us(start),
+                        "end": _from_us(start + step),
+                        "received_ns": fields.get("r"),
+                        "final": fields.get("f", True),
+                        **values,
+                    },
+                    Bar,
+                    strict=False,
+                )
+            )
+    except (KeyError, TypeError, ValueError, AttributeError, msgspec.ValidationError) as exc:
+        raise DocumentError(f"bad bars bucket {doc.get('_id')!r}: {exc}") from exc
+    out.sort(key=lambda bar: bar.start)
+    return out
+
+
+def bucket_filter(
+    symbol: str, interval: str, start: dt.datetime | None, end: dt.datetime | None
+) -> dict[str, Any]:
+    """The `bars` filter for the buckets that may hold bars starting in [start, end)
+    (either bound open); sort it by `start`."""
+    query: dict[str, Any] = {"symbol": symbol, "interval": interval}
+    if end is not None:
+        query["start"] = {"$lt": end}
+    if start is not None:
+        query["end"] = {"$gt": start}
+    return query
+
+
+def fine_bars_filter(before: dt.datetime, finer_than_us: int) -> dict[str, Any]:
+    """The `bars` filter for buckets of bars shorter than `finer_than_us` that ended by
+    `before`: what retention deletes."""
+    return {"step_us": {"$lt": finer_than_us}, "end": {"$lte": before}}
 
 
 def encode_quote(state: TickerState, bookkeeping: Mapping[str, Any]) -> dict[str, Any]:

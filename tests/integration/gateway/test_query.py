@@ -9,27 +9,31 @@ import httpx
 
 from tests.helpers import gateway as g
 from tests.helpers.infra import Topics
+from tickwire.events.wire import Bar
+from tickwire.mongo import documents
 
 
-def bar_doc(symbol: str, minute: int, interval: str = "1m") -> dict[str, Any]:
-    start = g.BASE_TIME + dt.timedelta(minutes=minute)
-    return {
-        "_id": f"{symbol}|{interval}|{minute}",
-        "symbol": symbol,
-        "interval": interval,
-        "start": start,
-        "end": start + dt.timedelta(minutes=1),
-        "open": 1.0,
-        "high": 2.0,
-        "low": 0.5,
-        "close": 1.5 + minute,
-        "volume": 10.0,
-        "vwap": 1.2,
-        "trades": 3,
-        "final": True,
-        "version": minute + 1,
-        "received_ns": 1,
-    }
+def bar(symbol: str, minute: int, interval: str = "1m") -> Bar:
+    step = dt.timedelta(minutes=1) if interval == "1m" else dt.timedelta(seconds=1)
+    start = g.BASE_TIME + minute * step
+    return Bar(
+        symbol=symbol, interval=interval, start=start, end=start + step, open=1.0, high=2.0,
+        low=0.5, close=1.5 + minute, volume=10.0, vwap=1.2, trades=3, final=True,
+        version=minute + 1, received_ns=1,
+    )  # fmt: skip
+
+
+async def store_bars(mongo: Any, bars: list[Bar]) -> None:
+    """Bars stored as the processor stores them: through the documents codec."""
+    writes: dict[str, documents.BucketWrite] = {}
+    for one in bars:
+        write = documents.bucket_write(one)
+        if write.id in writes:
+            writes[write.id].absorb(write)
+        else:
+            writes[write.id] = write
+    for write in writes.values():
+        await mongo.bars.update_one({"_id": write.id}, write.update(), upsert=True)
 
 
 async def test_quotes_and_bars(
@@ -37,8 +41,8 @@ async def test_quotes_and_bars(
 ) -> None:
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
     await mongo.quotes.insert_many([g.quote_doc("AAPL", 4), g.quote_doc("MSFT", 2)])
-    await mongo.bars.insert_many(
-        [bar_doc("AAPL", m) for m in range(10)] + [bar_doc("AAPL", 0, "1s"), bar_doc("MSFT", 0)]
+    await store_bars(
+        mongo, [bar("AAPL", m) for m in range(10)] + [bar("AAPL", 0, "1s"), bar("MSFT", 0)]
     )
     settings = g.settings_for(
         kafka_bootstrap,
@@ -86,3 +90,40 @@ async def test_quotes_and_bars(
         ]:
             response = await http.get(path, params=params)
             assert response.status_code == 422, (path, params, response.text)
+
+
+async def test_bars_across_buckets_in_both_directions(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
+) -> None:
+    """History spanning several buckets, some sparse: the latest `limit` before `to`,
+    the first `limit` from `from`, each in start order, none twice, none skipped."""
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
+    span = documents.BARS_PER_BUCKET
+    minutes = [*range(0, 2 * span, 7), *range(2 * span, 3 * span), 5 * span + 3]
+    await store_bars(mongo, [bar("AAPL", m) for m in minutes])
+    settings = g.settings_for(
+        kafka_bootstrap, mongodb_url, db_name, topics, gateway_query_max_bars=1000
+    )
+    at = g.BASE_TIME.isoformat()
+
+    def closes(response: httpx.Response) -> list[float]:
+        assert response.status_code == 200, response.text
+        return [b["close"] for b in response.json()["bars"]]
+
+    async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        want = [1.5 + m for m in minutes]
+        assert closes(await http.get("/v1/bars/AAPL", params={"limit": 1000})) == want
+        assert closes(await http.get("/v1/bars/AAPL", params={"limit": 150})) == want[-150:]
+        assert (
+            closes(await http.get("/v1/bars/AAPL", params={"from": at, "limit": 40})) == (want[:40])
+        )
+        until = (g.BASE_TIME + dt.timedelta(minutes=2 * span + 5)).isoformat()
+        before = [1.5 + m for m in minutes if m < 2 * span + 5]
+        assert (
+            closes(await http.get("/v1/bars/AAPL", params={"to": until, "limit": 30}))
+            == (before[-30:])
+        )
+        window = {"from": (g.BASE_TIME + dt.timedelta(minutes=100)).isoformat(), "to": until}
+        assert closes(await http.get("/v1/bars/AAPL", params={**window, "limit": 1000})) == [
+            1.5 + m for m in minutes if 100 <= m < 2 * span + 5
+        ]

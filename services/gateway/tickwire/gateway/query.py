@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
 from tickwire.events import wire
@@ -61,7 +62,7 @@ async def get_quote(request: Request, symbol: SymbolPath) -> Response:
     runtime, principal = _caller(request)
     _allow(principal, [symbol])
     try:
-        doc = await runtime.db.quotes.find_one({"symbol": symbol})
+        doc = await runtime.db.quotes.find_one({"_id": symbol})
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
     state = state_from_document(doc) if doc else None
@@ -84,7 +85,7 @@ async def get_quotes(
         raise HTTPException(422, f"not a valid symbol: {bad[0][:40]!r}")
     _allow(principal, wanted)
     try:
-        docs = await runtime.db.quotes.find({"symbol": {"$in": wanted}}).to_list(None)
+        docs = await runtime.db.quotes.find({"_id": {"$in": wanted}}).to_list(None)
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
     found = {s.symbol: s for s in map(state_from_document, docs) if s is not None}
@@ -117,23 +118,10 @@ async def get_bars(
         raise HTTPException(422, "from/to must be within years 1-9999 in UTC") from exc
     if start is not None and end is not None and start >= end:
         raise HTTPException(422, "from must be before to")
-    when: dict[str, Any] = {}
-    if start is not None:
-        when["$gte"] = start
-    if end is not None:
-        when["$lt"] = end
-    query: dict[str, Any] = {"symbol": symbol, "interval": interval}
-    if when:
-        query["start"] = when
-    # without `from`: the latest bars, newest first from the store, returned oldest first
-    direction = 1 if start is not None else -1
     try:
-        docs = await runtime.db.bars.find(query).sort("start", direction).limit(count).to_list(None)
+        bars = await _history(runtime.db.bars, symbol, interval, start, end, count)
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
-    bars = [b for b in map(_bar, docs) if b is not None]
-    if direction < 0:
-        bars.reverse()
     return _json({"symbol": symbol, "interval": interval, "bars": bars})
 
 
@@ -146,8 +134,42 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.astimezone(dt.UTC)
 
 
-def _bar(doc: dict[str, Any]) -> wire.Bar | None:
+async def _history(
+    bars: AsyncCollection[Any],
+    symbol: str,
+    interval: str,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    count: int,
+) -> list[wire.Bar]:
+    """Up to `count` bars starting in [start, end), oldest first: the first ones from
+    `start`, or without it the latest ones before `end`, read from the buckets that
+    overlap the window (newest bucket first when reading back from `end`)."""
+    forward = start is not None
+    # a bucket holds up to BARS_PER_BUCKET bars: ask for the buckets that fill `count`
+    # in one round trip when they are full, and read on when some are sparse
+    batch = count // documents.BARS_PER_BUCKET + 2
+    cursor = (
+        bars.find(documents.bucket_filter(symbol, interval, start, end))
+        .sort("start", 1 if forward else -1)
+        .batch_size(batch)
+    )
+    out: list[wire.Bar] = []
     try:
-        return documents.decode_bar(doc)
-    except documents.DocumentError:
-        return None
+        async for doc in cursor:
+            try:
+                held = documents.decode_bucket(doc)
+            except documents.DocumentError:
+                continue  # not of the documented shape: not a bar to serve
+            inside = [
+                bar
+                for bar in held
+                if (start is None or bar.start >= start) and (end is None or bar.start < end)
+            ]
+            out += inside if forward else inside[::-1]
+            if len(out) >= count:
+                break
+    finally:
+        await cursor.close()
+    out = out[:count]
+    return out if forward else out[::-1]

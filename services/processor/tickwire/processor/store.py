@@ -1,8 +1,10 @@
 """MongoDB persistence: `quotes` (one document per symbol: the latest state, the last
-applied ticks.raw offset and the symbol's forming bars) and `bars` (one document per
-closed bar, unique on symbol, interval and start). Closed bars are inserted and a
-duplicate (a replay) is ignored. Both are batched per poll; replaying a batch writes
-the same documents again.
+applied ticks.raw offset and the symbol's forming bars) and `bars` (buckets of closed
+bars per symbol, interval and period; the format is in tickwire.mongo.documents). A
+closed bar is `$set` into its bucket's slot with upsert, one update per bucket however
+many of its bars a write carries: a replay sets the same values again. Replaying a
+batch writes the same documents again. Buckets of bars finer than a minute are deleted
+by `expire_fine_bars` once older than the retention.
 
 A `quotes` write is guarded by version: it replaces the stored document only if that
 one is older — a lower `version`, or the same version at an offset not past ours (a
@@ -17,6 +19,7 @@ known one is replaced conditionally without upsert.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,12 +27,12 @@ from typing import Any
 
 import bson
 from bson.raw_bson import RawBSONDocument
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from tickwire.mongo.documents import encode_bar
+from tickwire.mongo.documents import BucketWrite, bucket_write, encode_bar, fine_bars_filter
 from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import BarChange, BatchOutcome
 from tickwire.processor.state import SymbolState
@@ -51,8 +54,12 @@ def _older_than(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def bar_doc(change: BarChange, *, final: bool) -> dict[str, Any]:
-    """A `bars` document (the format is defined in tickwire.mongo.documents)."""
+    """A bar as one flat mapping (tickwire.mongo.documents.encode_bar), for checks."""
     return encode_bar(change.bar.to_wire(change.symbol, change.interval, final=final))
+
+
+#: Bars shorter than this are "fine": their buckets are deleted past the retention.
+FINE_BAR_US = 60_000_000
 
 
 #: Upserts per update command. FerretDB v1 (SQLite) keeps every statement's cursor,
@@ -84,7 +91,7 @@ class Documents:
     the loop builds them before it publishes anything."""
 
     quotes: list[QuoteDoc] = field(default_factory=list)
-    bars: list[RawBSONDocument] = field(default_factory=list)
+    bars: dict[str, BucketWrite] = field(default_factory=dict)  # by bucket id
 
     def __len__(self) -> int:
         return len(self.quotes) + len(self.bars)
@@ -92,12 +99,18 @@ class Documents:
     def absorb(self, later: Documents) -> None:
         """Coalesce a later batch's documents into these (persistence runs behind the
         publishes, several batches per write): a symbol's quotes document is the later
-        one (the same writer, so never an older version), closed bars are all kept."""
+        one (the same writer, so never an older version), closed bars are all kept,
+        one bucket update carrying every bar of that bucket."""
         if later.quotes:
             merged = {doc.id: doc for doc in self.quotes}
             merged.update((doc.id, doc) for doc in later.quotes)
             self.quotes = list(merged.values())
-        self.bars.extend(later.bars)
+        for bucket_id, write in later.bars.items():
+            mine = self.bars.get(bucket_id)
+            if mine is None:
+                self.bars[bucket_id] = BucketWrite(write.id, write.head, dict(write.bars))
+            else:
+                mine.absorb(write)
 
 
 def _raw(doc: dict[str, Any]) -> RawBSONDocument:
@@ -150,21 +163,31 @@ class StateStore:
         }
 
     async def ensure_indexes(self) -> None:
-        """The unique bar key and the lookup of states by partition (idempotent).
+        """The unique bucket key (what history queries use), the buckets' end (what
+        retention deletes by) and the lookup of states by partition (idempotent).
 
         Indexes that exist are not created again: FerretDB v1 on SQLite can stall when
         an index is created while another client writes to the same database.
         """
         existing = {index["name"] async for index in await self.bars.list_indexes()}
         existing |= {index["name"] async for index in await self.quotes.list_indexes()}
-        if {"symbol_interval_start", "partition"} <= existing:
-            return
-        await self.bars.create_index(
-            [("symbol", ASCENDING), ("interval", ASCENDING), ("start", ASCENDING)],
-            unique=True,
-            name="symbol_interval_start",
-        )
-        await self.quotes.create_index([("partition", ASCENDING)], name="partition")
+        if "symbol_interval_start" not in existing:
+            await self.bars.create_index(
+                [("symbol", ASCENDING), ("interval", ASCENDING), ("start", ASCENDING)],
+                unique=True,
+                name="symbol_interval_start",
+            )
+        if "end" not in existing:
+            await self.bars.create_index([("end", ASCENDING)], name="end")
+        if "partition" not in existing:
+            await self.quotes.create_index([("partition", ASCENDING)], name="partition")
+
+    async def expire_fine_bars(self, retention: dt.timedelta, now: dt.datetime) -> int:
+        """Delete the buckets of bars finer than a minute (1s bars) that ended more than
+        `retention` before `now`; returns how many. Idempotent, safe beside writes: a
+        replay that rewrites an expired bar recreates its bucket, deleted next time."""
+        result = await self.bars.delete_many(fine_bars_filter(now - retention, FINE_BAR_US))
+        return result.deleted_count
 
     async def load(self, partitions: Iterable[int]) -> list[SymbolState]:
         """The stored states of every symbol on the given partitions."""
@@ -204,7 +227,14 @@ class StateStore:
                 wire = state.to_wire(state.offset)
             doc = state.to_doc(wire)
             out.quotes.append(QuoteDoc(doc["_id"], _older_than(doc), _raw(doc)))
-        out.bars = [_raw(bar_doc(change, final=True)) for change in outcome.closed]
+        for change in outcome.closed:
+            write = bucket_write(change.bar.to_wire(change.symbol, change.interval, final=True))
+            bson.encode(write.update())  # raises here for a value BSON cannot hold
+            mine = out.bars.get(write.id)
+            if mine is None:
+                out.bars[write.id] = write
+            else:
+                mine.absorb(write)
         return out
 
     async def write(self, docs: Documents) -> int:
@@ -212,7 +242,7 @@ class StateStore:
         of UPSERTS_PER_COMMAND documents each). Returns the number of documents."""
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
-        await self._insert_bars(docs.bars)
+        await self._write_bars(list(docs.bars.values()))
         await self._write_quotes(docs.quotes)
         return len(docs)
 
@@ -258,17 +288,19 @@ class StateStore:
             m.STALE_WRITES.inc(stale)
             log.warning("%d quotes writes refused: MongoDB holds newer versions", stale)
 
-    async def _insert_bars(self, bars: list[RawBSONDocument]) -> None:
-        """Insert closed bars; one that is already there (a replay) is left as it is.
-
-        A closed bar never changes again and a replay recomputes it identically, so
-        insert-or-ignore is idempotent, and far cheaper on FerretDB than upserts.
-        """
-        if not bars:
-            return
-        try:
-            await self.bars.insert_many(bars, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != _DUPLICATE_KEY for error in errors):
-                raise
+    async def _write_bars(self, writes: list[BucketWrite]) -> None:
+        """Set closed bars into their buckets (upsert); a bar already there (a replay)
+        is set to the same value. Two writers creating one bucket at once: the loser's
+        upsert fails on the duplicate key and is retried, now an update."""
+        for i in range(0, len(writes), UPSERTS_PER_COMMAND):
+            chunk = writes[i : i + UPSERTS_PER_COMMAND]
+            for attempt in range(3):
+                ops = [UpdateOne({"_id": w.id}, w.update(), upsert=True) for w in chunk]
+                try:
+                    await self.bars.bulk_write(ops, ordered=False)
+                    break
+                except BulkWriteError as exc:
+                    errors = exc.details.get("writeErrors", [])
+                    if attempt == 2 or any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                        raise
+                    chunk = [chunk[int(e["index"])] for e in errors]
