@@ -48,7 +48,12 @@ class QuoteData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
 
 
 class SourceOffsets(msgspec.Struct, array_like=True):
-    """The ticks.raw records an update covers: partition and inclusive offset range."""
+    """The ticks.raw records an update covers: partition and inclusive offset range.
+
+    The range belongs to one publication, not to the version: after a crash the replay
+    is coalesced up to the log end, so the same version may be published again covering
+    a wider range. Every other field of a version is the same each time it is published.
+    """
 
     partition: int
     first: int

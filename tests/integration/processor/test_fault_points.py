@@ -65,7 +65,7 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 async def _check_topics(bootstrap: str, topics: Topics, expected: Expected) -> None:
     """ticker.updates: per symbol versions never go back, a repeated version carries the
-    same state, the last is the expected one. ticker.bars: every expected closed bar,
+    same state (but for the records it says it covers), the last is the expected one. ticker.bars: every expected closed bar,
     equal to the reference; a repeated bar is an identical copy."""
     updates = await read_all(bootstrap, topics.updates, timeout=20, idle=1)
     by_symbol: dict[str, list[Any]] = {}
@@ -78,7 +78,9 @@ async def _check_topics(bootstrap: str, topics: Topics, expected: Expected) -> N
         assert versions[-1] == expected.quotes[symbol]["version"]
         seen: dict[int, bytes] = {}
         for state in states:
-            body = msgspec.json.encode(state)
+            # `source` is the range of ticks.raw records one publication covers: a
+            # replay held back to the log end coalesces more of them into the same version
+            body = msgspec.json.encode(msgspec.structs.replace(state, source=None))
             assert seen.setdefault(state.version, body) == body, f"{symbol} v{state.version}"
 
     closed = expected.closed_bars()
@@ -208,12 +210,12 @@ async def test_a_zombie_that_wakes_up_after_losing_its_partitions_does_not_overw
         # A wakes up and finishes its batch: its MongoDB write is older than B's
         os.kill(a.pid, signal.SIGCONT)
 
-        async def a_wrote() -> bool:
-            name = "tickwire_processor_mongodb_write_seconds_count"
-            return await _metric(port_a, name) >= 3
+        # its third batch goes to its MongoDB writer after the stall; that write (of
+        # all five symbols, one command) is refused as stale, and counted when it is done
+        async def a_refused() -> bool:
+            return await _metric(port_a, "tickwire_processor_stale_writes_total") >= 1
 
-        await _until(a_wrote, "A's late write of its third batch", 60)
+        await _until(a_refused, "A's late write of its third batch to be refused", 60)
         assert quote_differences([d async for d in mongo.quotes.find({})], expected) == []
-        assert await _metric(port_a, "tickwire_processor_stale_writes_total") >= 1
     finally:
         _stop(procs)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.structs import TopicPartition
 from prometheus_client import REGISTRY
 from pymongo import AsyncMongoClient
 
@@ -25,6 +26,7 @@ from tests.helpers.processor_run import in_process, settings_for, wait_settled
 from tests.helpers.processor_tape import produce_tape, random_tape
 from tickwire.devstack.procs import read_pid
 from tickwire.devstack.stack import Stack
+from tickwire.events.wire import STATE_DECODER
 from tickwire.kafka.clients import make_consumer
 from tickwire.kafka.topics import ensure_topics
 
@@ -173,3 +175,108 @@ async def test_mongodb_down_during_a_rebalance_pauses_the_partitions_then_resume
     finally:
         await client.close()
         await asyncio.to_thread(stack.down)
+
+
+async def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed ticks.raw offsets (none: 0, where a replay would start),
+    read without joining the group."""
+    reader = make_consumer(bootstrap, "tests-committed", group_id=group)
+    await reader.start()
+    try:
+        return {
+            p: (await reader.committed(TopicPartition(topic, p))) or 0 for p in range(partitions)
+        }
+    finally:
+        await reader.stop()
+
+
+async def _end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    reader = make_consumer(bootstrap, "tests-ends")
+    await reader.start()
+    try:
+        ends = await reader.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
+        return {tp.partition: offset for tp, offset in ends.items()}
+    finally:
+        await reader.stop()
+
+
+async def _wait_versions(bootstrap: str, topic: str, partitions: int, want: dict[str, int]) -> None:
+    """Read ticker.updates until every symbol's newest version is the wanted one."""
+    reader = make_consumer(bootstrap, "tests-updates", auto_offset_reset="earliest")
+    await reader.start()
+    try:
+        reader.assign([TopicPartition(topic, p) for p in range(partitions)])
+        newest: dict[str, int] = {}
+        deadline = time.monotonic() + 90
+        while newest != want:
+            assert time.monotonic() < deadline, f"updates stopped short: {newest} != {want}"
+            for records in (await reader.getmany(timeout_ms=200)).values():
+                for record in records:
+                    state = STATE_DECODER.decode(record.value)
+                    newest[state.symbol] = max(newest.get(state.symbol, 0), state.version)
+    finally:
+        await reader.stop()
+
+
+@pytest.mark.timeout(400)
+async def test_with_mongodb_down_updates_keep_flowing_and_nothing_is_committed_unpersisted(
+    tmp_path: Path,
+) -> None:
+    """Kafka is the log, MongoDB runs behind: while FerretDB is dead every update still
+    reaches ticker.updates, no offset is committed (nothing can be persisted), and once
+    it is back MongoDB catches up to exactly the reference."""
+    stack = Stack(tmp_path / "stack")
+    info = await asyncio.to_thread(stack.up)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
+    try:
+        bootstrap, topics, db_name = (
+            info.bootstrap_servers,
+            Topics.fresh(),
+            unique("tw").replace("-", "_"),
+        )
+        await ensure_topics(
+            bootstrap,
+            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
+            partitions=3,
+            replication=1,
+        )
+        tape = random_tape(symbols=8, events=2400, seed=29, step_ms=25, late_every=61)
+        settings = settings_for(bootstrap, info.mongodb_url, db_name, topics, retry_cap_seconds=1.0)
+        db = client[db_name]
+        async with in_process(settings) as loop:
+            await produce_tape(bootstrap, topics.raw, tape[:800])
+            await wait_settled(db, await _expected(bootstrap, topics.raw, 800))
+            ends = await _end_offsets(bootstrap, topics.raw, 3)
+            await _until(
+                lambda: _equals(_committed(bootstrap, settings.group_id, topics.raw, 3), ends),
+                "the first 800 events to be committed",
+            )
+
+            ferret_pid = read_pid(tmp_path / "stack" / "ferretdb" / "ferretdb.pid")
+            assert ferret_pid is not None
+            os.kill(ferret_pid, signal.SIGKILL)
+            await produce_tape(bootstrap, topics.raw, tape[800:])
+            expected = await _expected(bootstrap, topics.raw, len(tape))
+            # every update of the whole tape is published with MongoDB gone...
+            want = {symbol: quote["version"] for symbol, quote in expected.quotes.items()}
+            await _wait_versions(bootstrap, topics.updates, 3, want)
+            await _until(lambda: _not(loop.mongodb_ready), "readiness to drop for MongoDB")
+            # ...and nothing past what MongoDB held when it died is committed
+            assert await _committed(bootstrap, settings.group_id, topics.raw, 3) == ends
+
+            await asyncio.to_thread(stack.up)  # FerretDB back on the same port and data
+            await wait_settled(db, expected, timeout=120)
+            total = await _end_offsets(bootstrap, topics.raw, 3)
+            await _until(
+                lambda: _equals(_committed(bootstrap, settings.group_id, topics.raw, 3), total),
+                "the commit to catch up once MongoDB holds everything",
+            )
+        assert quote_differences([d async for d in db.quotes.find({})], expected) == []
+        assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.down)
+
+
+async def _equals(value: Awaitable[dict[int, int]], want: dict[int, int]) -> bool:
+    return await value == want

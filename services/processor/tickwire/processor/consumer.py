@@ -1,16 +1,26 @@
-"""The consumer loop: poll ticks.raw, aggregate, publish, store, commit — in that order.
+"""The consumer loop: poll ticks.raw, aggregate, publish; MongoDB and the commit behind.
 
-Per getmany() batch:
+Per batch (a getmany(), topped up with what is already fetched within the latency
+budget `batch_max_ms`):
   1. the aggregator applies the records (skipping any at or below a symbol's stored
      offset) and coalesces the effects per symbol;
   2. updates, closed bars, late events and dead letters are produced with the batch
-     API and their acks awaited;
-  3. states and bars are upserted into MongoDB (one unordered bulk write each);
-  4. only then are the offsets committed.
-A crash anywhere before 4 replays the batch: MongoDB ends the same (idempotent
-upserts, offset guard) and the re-emitted updates carry the same versions. A failing
-dependency pauses the loop at the failing step (backoff with jitter, readiness false,
-`tickwire_processor_paused`), so nothing is committed past what was written.
+     API and their acks awaited: this is the whole hot path;
+  3. the batch's documents and next offsets go to the Persister (persist.py), which
+     writes them behind the loop, coalesced with later batches, and commits the offsets
+     only once MongoDB holds what they cover.
+A crash anywhere replays from the last commit: MongoDB ends the same (idempotent
+writes, offset guard) and the re-emitted updates carry the same versions. A failing
+dependency pauses the step that needs it (backoff with jitter, readiness false,
+`tickwire_processor_paused`): with MongoDB down, updates keep flowing while the
+unwritten closed bars stay under `persist_max_pending_bars`, and nothing is committed.
+
+In-flight markers: before publishing past the offset its marker covers, a partition's
+marker in MongoDB is moved `inflight_headroom` records ahead (written in the background
+when half of it is used up, so the hot path seldom waits for it). A successor taking
+a partition over holds its replay back until it passes min(marker, log end), and
+publishes that replay as one coalesced batch, so no symbol's version goes backwards on
+ticker.updates.
 """
 
 from __future__ import annotations
@@ -39,6 +49,7 @@ from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
 from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
+from tickwire.processor.persist import Persister
 from tickwire.processor.settings import ProcessorSettings
 from tickwire.processor.state import SymbolState
 from tickwire.processor.store import Documents, StateStore
@@ -92,6 +103,10 @@ class ProcessorLoop:
         self._faulted_batches = 0
         # symbols looked up in MongoDB and not found (bounded: keys of poison records)
         self._absent: set[str] = set()
+        self.persister: Persister | None = None
+        # per owned partition: the last input offset the stored in-flight marker covers
+        self._marked: dict[int, int] = {}
+        self._marking: asyncio.Task[None] | None = None
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
@@ -118,6 +133,13 @@ class ProcessorLoop:
             await self._retry(KAFKA, self._ensure_topics)
             await self._retry(MONGODB, self.store.ensure_indexes)
             await self._retry(KAFKA, self._start_producer)
+            self.persister = Persister(
+                self._write_documents,
+                self._commit,
+                max_pending_bars=s.persist_max_pending_bars,
+                interval_s=s.persist_interval_ms / 1000,
+            )
+            self.persister.start()
             consumer = await self._retry(KAFKA, self._start_consumer)
             self.consumer = consumer
             log.info("processor consuming %s as %s", s.topic_raw, s.instance_id or "dynamic")
@@ -132,6 +154,10 @@ class ProcessorLoop:
                         await self.process(batch)
                 await self._report_lag()
         finally:
+            if self._marking is not None:
+                self._marking.cancel()
+            if self.persister is not None:
+                await self.persister.close(flush_seconds=10)
             await self._stop_clients()
 
     async def _ensure_topics(self) -> None:
@@ -189,12 +215,15 @@ class ProcessorLoop:
         states of partitions it no longer owns."""
         try:
             async with self._lock:
+                # what was published of them is written and committed before they go
+                await self._flush()
                 gone = {tp for tp in revoked if tp.topic == self.settings.topic_raw}
                 self._owned -= gone
                 self._unrestored -= gone
                 m.UNRESTORED.set(len(self._unrestored))
                 for tp in gone:
                     self._hold.pop(tp, None)
+                    self._marked.pop(tp.partition, None)
                 self.aggregator.drop_partitions(tp.partition for tp in gone)
                 for tp in gone:
                     with contextlib.suppress(KeyError):
@@ -229,10 +258,13 @@ class ProcessorLoop:
         numbers = [tp.partition for tp in partitions]
         states = await self.store.load(numbers)
         inflight = await self.store.load_inflight(self.settings.topic_raw, numbers)
+        # a marker covers offsets ahead; what exists of the log is all that can have
+        # been published under it
+        ends = await self.consumer.end_offsets(list(partitions)) if self.consumer else {}
         self.aggregator.load(states)
         for tp in partitions:
             if tp.partition in inflight:
-                self._hold[tp] = inflight[tp.partition]
+                self._hold[tp] = min(inflight[tp.partition], ends.get(tp, 1 << 62) - 1)
         self._owned |= partitions
         log.info("assigned partitions %s (%d symbols restored)", sorted(numbers), len(states))
 
@@ -273,10 +305,11 @@ class ProcessorLoop:
             m.UNRESTORED.set(len(self._unrestored))
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> dict[TopicPartition, list[Record]]:
-        """One processing batch: a getmany(), topped up while more records are already
-        there (up to batch_max_records / batch_max_ms). Under load batches grow and the
-        per-batch MongoDB and commit costs are shared by more events; when idle a batch
-        goes out at once."""
+        """One processing batch: a getmany(), topped up with records already fetched
+        (waiting batch_wait_ms for more, by default not at all) within the latency budget
+        batch_max_ms, up to batch_max_records. When the flow is light a batch goes out
+        as soon as its records are there; under pressure the fetcher's backlog makes
+        batches grow, and the per-batch costs are shared by more events."""
         s = self.settings
         first = await consumer.getmany(timeout_ms=s.poll_timeout_ms, max_records=s.max_poll_records)
         merged = {tp: list(records) for tp, records in first.items()}
@@ -315,10 +348,15 @@ class ProcessorLoop:
 
     # -- one batch -------------------------------------------------------------------
     async def process(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
-        """Aggregate, publish, store, commit one getmany() batch (see the module doc)."""
-        s = self.settings
-        owned = {tp: records for tp, records in batch.items() if tp in self._owned}
-        await self._rewind_unowned(batch)
+        """Aggregate and publish one batch, then hand it to the Persister (module doc)."""
+        # a partition still held was assigned while this batch was being fetched (its
+        # restore ran meanwhile): its records wait for the next poll, which holds them
+        owned = {
+            tp: records
+            for tp, records in batch.items()
+            if tp in self._owned and tp not in self._hold
+        }
+        await self._rewind_unprocessed(batch, owned)
         await self._follow_moved_symbols(owned)
         started = time.perf_counter()
         try:
@@ -327,20 +365,14 @@ class ProcessorLoop:
             outcome, records, docs = await self._isolate(owned, exc)
         m.PROCESS_SECONDS.observe(time.perf_counter() - started)
         if records:
-            last_offsets = {tp.partition: rs[-1].offset for tp, rs in owned.items() if rs}
-            await self._retry(MONGODB, lambda: self.store.mark_inflight(s.topic_raw, last_offsets))
+            await self._mark_ahead({tp.partition: rs[-1].offset for tp, rs in owned.items() if rs})
             started = time.perf_counter()
             await self._retry(KAFKA, lambda: self._publish(records))
             m.PUBLISH_SECONDS.observe(time.perf_counter() - started)
             self._fault_point("after_publish")
-        if docs:
-            started = time.perf_counter()
-            upserts = await self._retry(MONGODB, lambda: self.store.write(docs))
-            m.MONGO_SECONDS.observe(time.perf_counter() - started)
-            m.MONGO_WRITES.inc(upserts)
-            self._fault_point("after_store")
-        if outcome.commit:
-            await self._commit(outcome.commit)
+        if docs or outcome.commit:
+            assert self.persister is not None
+            await self.persister.submit(docs, outcome.commit)
         m.BATCH_RECORDS.observe(sum(len(r) for r in owned.values()))
         m.EVENTS.labels("trade").inc(outcome.trades)
         m.EVENTS.labels("quote").inc(outcome.quotes)
@@ -352,6 +384,49 @@ class ProcessorLoop:
         m.DEAD_LETTERS.inc(len(outcome.dead))
         m.PUBLISHED.labels("update").inc(len(outcome.updates))
         m.PUBLISHED.labels("bar").inc(len(outcome.closed))
+
+    async def _write_documents(self, docs: Documents) -> None:
+        """The Persister's write: retried while MongoDB is away (the loop goes on)."""
+        started = time.perf_counter()
+        upserts = await self._retry(MONGODB, lambda: self.store.write(docs))
+        m.MONGO_SECONDS.observe(time.perf_counter() - started)
+        m.MONGO_WRITES.inc(upserts)
+        self._fault_point("after_store")
+
+    async def _flush(self) -> None:
+        """Wait until every batch handed to the Persister is written and committed."""
+        if self.persister is not None:
+            await self.persister.flush()
+
+    async def _mark_ahead(self, last_offsets: dict[int, int]) -> None:
+        """Make sure the stored in-flight markers cover the batch about to be published
+        (waiting for MongoDB only when one does not), and move a marker further ahead
+        in the background once half its headroom is used."""
+        headroom = self.settings.inflight_headroom
+        if any(last > self._marked.get(p, -1) for p, last in last_offsets.items()):
+            if self._marking is not None:
+                await asyncio.shield(self._marking)
+            needed = {
+                p: last + headroom
+                for p, last in last_offsets.items()
+                if last > self._marked.get(p, -1)
+            }
+            if needed:
+                await self._write_marks(needed)
+        soon = {
+            p: last + headroom
+            for p, last in last_offsets.items()
+            if last > self._marked.get(p, -1) - headroom // 2
+        }
+        if soon and (self._marking is None or self._marking.done()):
+            self._marking = asyncio.create_task(self._write_marks(soon))
+
+    async def _write_marks(self, marks: dict[int, int]) -> None:
+        """Store in-flight markers (one writer at a time, so a marker only moves ahead)."""
+        topic = self.settings.topic_raw
+        await self._retry(MONGODB, lambda: self.store.mark_inflight(topic, marks))
+        for partition, last in marks.items():
+            self._marked[partition] = max(last, self._marked.get(partition, -1))
 
     def _compute(
         self, aggregator: Aggregator, batch: Mapping[TopicPartition, Sequence[Record]]
@@ -380,13 +455,14 @@ class ProcessorLoop:
         """Find the records that make the batch fail and dead-letter them; process the rest.
 
         The failed attempt changed states half-way, so they are reloaded from MongoDB
-        (every earlier batch was stored before it ended, so that is the state before
-        this one). Then the records are tried one by one on a copy, the failing ones set
+        once every earlier batch is written (that is the state before this one).
+        Then the records are tried one by one on a copy, the failing ones set
         aside and dead-lettered with the error, and the rest applied as one batch (the
         result does not depend on batch boundaries). Slower, but only ever run for
         records the decoder let through and the code could not handle."""
         log.error("a batch failed to process (%r); isolating the records that cause it", error)
         partitions = {tp.partition for tp in batch}
+        await self._flush()
         self.aggregator.drop_partitions(partitions)
         self.aggregator.load(await self._retry(MONGODB, lambda: self.store.load(partitions)))
         await self._follow_moved_symbols(batch)
@@ -470,14 +546,18 @@ class ProcessorLoop:
             self._absent.clear()
         self._absent.update(set(unknown) - {state.symbol for state in found})
 
-    async def _rewind_unowned(self, batch: Mapping[TopicPartition, Sequence[Record]]) -> None:
-        """Records of an assigned partition that is not (yet) restored are not processed;
-        seek back so they are fetched again once it is, instead of being skipped."""
+    async def _rewind_unprocessed(
+        self,
+        batch: Mapping[TopicPartition, Sequence[Record]],
+        processed: Mapping[TopicPartition, Sequence[Record]],
+    ) -> None:
+        """Records of an assigned partition that is not (yet) restored, or whose replay
+        is held, are not processed; seek back so they are fetched again, not skipped."""
         consumer = self.consumer
         if consumer is None:
             return
         for tp, records in batch.items():
-            if records and tp not in self._owned and tp in consumer.assignment():
+            if records and tp not in processed and tp in consumer.assignment():
                 consumer.seek(tp, records[0].offset)
 
     async def _publish(self, records: list[OutgoingRecord]) -> None:

@@ -36,10 +36,32 @@ class ProcessorSettings(CommonSettings):
         100_000, ge=1, description="most records applied and written as one batch"
     )
     batch_max_ms: int = Field(
-        250, ge=0, description="longest time spent filling one batch (its latency budget)"
+        5,
+        ge=0,
+        description="latency budget of a batch: how long it is topped up with records "
+        "already fetched; under light load a batch goes out at once, under pressure the "
+        "fetched backlog makes it grow (up to batch_max_records)",
     )
     batch_wait_ms: int = Field(
-        20, ge=0, description="how long to wait for more records before a batch goes out"
+        0, ge=0, description="how long to wait for records not yet fetched before a batch goes out"
+    )
+    persist_interval_ms: int = Field(
+        50,
+        ge=0,
+        description="MongoDB writes run behind the publishes: the oldest unwritten batch "
+        "waits at most this long for later ones to coalesce into the same write",
+    )
+    persist_max_pending_bars: int = Field(
+        200_000,
+        ge=1,
+        description="closed bars published but not yet written to MongoDB before the loop "
+        "waits for MongoDB (backpressure; memory bound)",
+    )
+    inflight_headroom: int = Field(
+        50_000,
+        ge=1,
+        description="input records per partition one in-flight marker write covers ahead "
+        "(a MongoDB round trip every this many records, written ahead of need)",
     )
     poll_timeout_ms: int = Field(200, ge=1, description="getmany() wait when idle")
     quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
