@@ -65,8 +65,9 @@ def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
 
 async def _check_topics(bootstrap: str, topics: Topics, expected: Expected) -> None:
     """ticker.updates: per symbol versions never go back, a repeated version carries the
-    same state (but for the records it says it covers), the last is the expected one. ticker.bars: every expected closed bar,
-    equal to the reference; a repeated bar is an identical copy."""
+    same state (but for the records it says it covers), the last is the expected one.
+    ticker.bars: every expected closed bar, equal to the reference; a repeated bar is an
+    identical copy."""
     updates = await read_all(bootstrap, topics.updates, timeout=20, idle=1)
     by_symbol: dict[str, list[Any]] = {}
     for record in sorted(updates, key=lambda r: (r.partition, r.offset)):
