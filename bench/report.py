@@ -66,8 +66,9 @@ def _by_rate(doc: dict[str, Any]) -> list[str]:
     ours, peer = doc["ours"]["rates"], doc["peer"]["rates"]
     ratios = doc.get("ratios_by_rate", {})
     lines = [
-        "| events/s | tickwire p50 / p99 / p999 ms | floor p50 / p99 / p999 ms | ratio (p99) |",
-        "| --- | --- | --- | --- |",
+        "| events/s | tickwire p50 / p99 / p999 ms | floor p50 / p99 / p999 ms | ratio (p99) "
+        "| kept up (tickwire / floor) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for rate in sorted(ours, key=float):
         a, b = _latency(ours[rate]), _latency(peer.get(rate, {}))
@@ -75,7 +76,8 @@ def _by_rate(doc: dict[str, Any]) -> list[str]:
         def cell(x: dict[str, Any]) -> str:
             return " / ".join(str(x.get(f"{q}_ms", "-")) for q in ("p50", "p99", "p999"))
 
-        lines.append(f"| {rate} | {cell(a)} | {cell(b)} | {ratios.get(rate, '-')} |")
+        kept = f"{ours[rate].get('kept_up', '-')} / {peer.get(rate, {}).get('kept_up', '-')}"
+        lines.append(f"| {rate} | {cell(a)} | {cell(b)} | {ratios.get(rate, '-')} | {kept} |")
     lines.append("")
     stages = {r: v["stages"] for r, v in ours.items() if isinstance(v.get("stages"), dict)}
     if stages:
