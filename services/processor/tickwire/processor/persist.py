@@ -80,7 +80,7 @@ class Persister:
     @property
     def pending_bars(self) -> int:
         """Closed bars submitted and not yet written (in the write under way too)."""
-        return len(self._pending.bars) + self._writing_bars
+        return _bar_count(self._pending) + self._writing_bars
 
     async def submit(self, docs: Documents, offsets: Mapping[TopicPartition, int]) -> None:
         """Queue a published batch's documents and next offsets; waits while the pending
@@ -147,7 +147,7 @@ class Persister:
                 docs, offsets, oldest = self._pending, self._offsets, self._oldest
                 seq = self._submitted
                 self._pending, self._offsets, self._oldest = Documents(), {}, None
-                self._writing_bars = len(docs.bars)
+                self._writing_bars = _bar_count(docs)
             if docs:
                 await self._write(docs)
             if offsets:
@@ -166,3 +166,7 @@ class Persister:
     def _raise_if_broken(self) -> None:
         if self._stopped is not None:
             raise RuntimeError("the MongoDB writer stopped") from self._stopped
+
+
+def _bar_count(docs: Documents) -> int:
+    return sum(len(write.bars) for write in docs.bars.values())
