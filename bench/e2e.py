@@ -371,6 +371,7 @@ async def _one_rate(
             "errors": report["errors"],
             "streams_ended": report["streams_ended"],
             "deliveries_per_s": round(report["delivered"] / SECONDS),
+            "loadgen_cores": round(report["cpu_s_window"] / max(report["window_s"], 1e-9), 2),
         },
         "stages": stages.report(),
         "cores": cores,
