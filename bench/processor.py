@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import shutil
@@ -27,14 +28,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
+from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
 from bench.common import CpuMeter, versions, write_result
 from tickwire.events import headers as h
 from tickwire.events import types
-from tickwire.events.wire import ENCODER, QuoteData, TradeData
+from tickwire.events.wire import ENCODER, STATE_DECODER, QuoteData, TradeData
 from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_producer
 from tickwire.kafka.topics import ensure_topics
@@ -113,46 +116,216 @@ async def committed_total(bootstrap: str, group: str, topic: str) -> int:
     return sum(meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset > 0)
 
 
+async def input_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """The last offset of every partition of the pre-filled input."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not tps:
+            tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {tp.partition: end - 1 for tp, end in ends.items() if end > 0}
+
+
+async def published_at(
+    bootstrap: str, updates: str, ends: dict[int, int]
+) -> tuple[float, int, float]:
+    """When (monotonic clock) the first updates arrived and how many input records they
+    covered, and when ticker.updates first
+    covered the last input record of every partition: the updates' `source` says which
+    input offsets each one covers, so this is when the hot path (consume, aggregate,
+    publish) was done with the whole input, whatever MongoDB and the commits behind it
+    still had to do."""
+    consumer = AIOKafkaConsumer(
+        updates, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        metadata_max_age_ms=1000,
+    )  # fmt: skip
+    await consumer.start()
+    reached: dict[int, int] = {}
+    first: tuple[float, int] | None = None
+    try:
+        while any(reached.get(p, -1) < last for p, last in ends.items()):
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    source = STATE_DECODER.decode(record.value).source
+                    if source is not None and source.last > reached.get(source.partition, -1):
+                        reached[source.partition] = source.last
+            if first is None and reached:
+                first = time.monotonic(), sum(last + 1 for last in reached.values())
+        done = time.monotonic()
+        return (*(first or (done, 0)), done)
+    finally:
+        await consumer.stop()
+
+
 async def run_until_committed(
-    name: str, argv: list[str], env: dict[str, str], bootstrap: str, group: str, topic: str,
-    total: int, log: Path, limit_s: float,
+    name: str, argvs: list[list[str]], env: dict[str, str], bootstrap: str, group: str,
+    topic: str, total: int, log: Path, limit_s: float, profile: Path | None = None,
+    updates: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Start a consumer process; time it from start until every offset is committed."""
+    """Start consumer processes (one group); time them from start until every offset is
+    committed (and, given its updates topic, until everything was published). With
+    `profile`, py-spy samples the first process meanwhile."""
+    ends = await input_ends(bootstrap, topic) if updates is not None else {}
     with log.open("wb") as out:
         started = time.monotonic()
-        proc = subprocess.Popen(argv, env=env, stdout=out, stderr=out)
-        meter = CpuMeter(proc.pid)
+        procs = [subprocess.Popen(argv, env=env, stdout=out, stderr=out) for argv in argvs]
+        published = (
+            asyncio.create_task(published_at(bootstrap, updates, ends))
+            if updates is not None
+            else None
+        )
+        meter = CpuMeter(*(proc.pid for proc in procs))
         meter.start()
+        spy = _start_py_spy(procs[0].pid, profile) if profile is not None else None
         done = 0
+        timeline: list[tuple[float, int]] = []  # (seconds since start, committed)
         try:
             while time.monotonic() - started < limit_s:
                 await asyncio.sleep(0.5)
-                if proc.poll() is not None:
+                if any(proc.poll() is not None for proc in procs):
                     raise RuntimeError(f"{name} exited early, see {log}")
                 done = await committed_total(bootstrap, group, topic)
+                timeline.append((time.monotonic() - started, done))
                 if done >= total:
                     break
             elapsed = time.monotonic() - started
             cpu = meter.stop()
+            publish_s = steady_s = None
+            steady_events = 0
+            if published is not None:
+                with contextlib.suppress(TimeoutError):
+                    first, covered, last = await asyncio.wait_for(published, 30)
+                    publish_s, steady_s = last - started, last - first
+                    steady_events = total - covered
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            if published is not None:
+                published.cancel()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    spy.wait(timeout=30)
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     if done < total:
         raise RuntimeError(f"{name} committed only {done}/{total} within {limit_s}s")
     print(
-        f"[bench] {name}: {total} events in {elapsed:.1f}s = {total / elapsed:,.0f}/s, "
-        f"cpu {cpu:.1f}s",
+        f"[bench] {name}: {total} events committed in {elapsed:.1f}s = "
+        f"{total / elapsed:,.0f}/s, cpu {cpu:.1f}s"
+        + (
+            f"; all published after {publish_s:.1f}s = {total / publish_s:,.0f}/s "
+            f"({steady_events / steady_s:,.0f}/s after the first batch)"
+            if publish_s and steady_s
+            else ""
+        ),
         flush=True,
     )
     return {
         "events": total,
+        "processes": len(argvs),
         "seconds": round(elapsed, 2),
         "events_per_second": round(total / elapsed, 1),
         "cpu_seconds": round(cpu, 2),
         "events_per_cpu_second": round(total / cpu, 1) if cpu else None,
+        "sustained_events_per_second": sustained(timeline, total),
+        **(
+            {
+                "published_seconds": round(publish_s, 2),
+                "published_events_per_second": round(total / publish_s, 1),
+                # from the first updates out to the last (start-up and the first
+                # batch left out, events and time alike)
+                "published_sustained_events_per_second": (
+                    round(steady_events / steady_s, 1) if steady_s else None
+                ),
+            }
+            if publish_s
+            else {}
+        ),
+    }
+
+
+def sustained(timeline: list[tuple[float, int]], total: int) -> float | None:
+    """The committed rate between 10% and 90% of the input (start-up and the last
+    flush left out); None when commits came in too few steps to tell."""
+    low = next(((t, n) for t, n in timeline if n >= total * 0.1), None)
+    high = next(((t, n) for t, n in timeline if n >= total * 0.9), None)
+    if low is None or high is None or high[0] <= low[0]:
+        return None
+    return round((high[1] - low[1]) / (high[0] - low[0]), 1)
+
+
+def _py_spy() -> str | None:
+    found = shutil.which("py-spy")
+    if found is None:
+        beside = Path(sys.executable).with_name("py-spy")
+        found = str(beside) if beside.exists() else None
+    return found
+
+
+def _start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    binary = _py_spy()
+    if binary is None:
+        return None
+    return subprocess.Popen(
+        [binary, "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+         "--output", str(out), "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+#: Where the processor's CPU goes: a sample belongs to the first part (in this order)
+#: that any frame of its stack names (substrings of py-spy's "function (path:line)")
+PARTS: list[tuple[str, tuple[str, ...]]] = [
+    ("startup (imports)", ("<frozen importlib._bootstrap",)),
+    ("msgspec decode + event rules", ("events/parsing.py", "events/kinds.py", "events/rules.py")),
+    ("dedup (id digest, window, its stored form)", ("processor/dedup.py",)),
+    ("record headers (decode.py)", ("processor/decode.py",)),
+    ("documents for MongoDB (encode)", ("to_doc (", "documents (", "mongo/documents.py", "bson/")),
+    ("outputs encode (records)", ("processor/outputs.py", "to_wire (")),
+    ("apply (state, bars)", ("processor/aggregator.py", "processor/state.py", "processor/bars.py")),
+    ("publish (batch API, producer)", ("kafka/batches.py", "aiokafka/producer")),
+    ("fetch + record decoding (aiokafka)", ("aiokafka/consumer", "aiokafka/record")),
+    ("MongoDB writes (pymongo, store, persist)",
+     ("pymongo/", "processor/store.py", "processor/persist.py")),
+    ("consumer loop (consumer.py)", ("processor/consumer.py",)),
+    ("Kafka network, event loop, other", ("",)),
+]  # fmt: skip
+
+
+def profile_summary(raw: Path) -> dict[str, Any]:
+    """Shares of the sampled CPU time per part of the pipeline (see PARTS), and the
+    hottest functions by own time, from a py-spy raw (collapsed stacks) file."""
+    parts: dict[str, int] = dict.fromkeys((name for name, _ in PARTS), 0)
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        leaf = frames[-1].rsplit(":", 1)[0] + ")"
+        own[leaf] = own.get(leaf, 0) + n
+        name = next(p for p, marks in PARTS if any(m in f for f in frames for m in marks))
+        parts[name] += n
+    if not total:
+        return {"samples": 0}
+    return {
+        "tool": "py-spy record --nonblocking, 200 Hz, on a single-process run of its own",
+        "samples": total,
+        "share_of_cpu": {k: round(v / total, 3) for k, v in parts.items()},
+        "top_own_time": {
+            k: round(v / total, 3) for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:15]
+        },
     }
 
 
@@ -167,13 +340,23 @@ async def counts(mongodb_url: str, db: str) -> dict[str, int]:
         await client.close()
 
 
+#: ours: one processor process; ours_x2: two in one group (3 partitions each);
+#: profile: one more single-process run with py-spy sampling it (kept apart so that
+#: the sampler's CPU does not touch the figures); quix: the peer
+SIDES = ("ours", "ours_x2", "profile", "quix")
+
+
 async def bench(args: argparse.Namespace, bootstrap: str, mongodb_url: str) -> None:
     tag = uuid.uuid4().hex[:8]
     raw = f"bench-{tag}.ticks.raw"
+    sides = [side for side in args.sides.split(",") if side]
+    unknown = set(sides) - set(SIDES)
+    if unknown or not sides:
+        raise SystemExit(f"--sides takes a list of {', '.join(SIDES)}; not {sorted(unknown)}")
     records = tape(args.events, args.symbols, args.step_us)
     topics = {
         side: {k: f"bench-{tag}-{side}.{k}" for k in ("updates", "bars", "late", "dlq")}
-        for side in ("ours", "quix")
+        for side in sides
     }
     await ensure_topics(
         bootstrap,
@@ -189,59 +372,120 @@ async def bench(args: argparse.Namespace, bootstrap: str, mongodb_url: str) -> N
     del records
     work = Path(tempfile.mkdtemp(prefix="bench-processor-"))
     base = {k: v for k, v in os.environ.items() if not k.startswith(("TICKWIRE_", "QUIX_BENCH_"))}
+    results: dict[str, dict[str, Any]] = {}
+    profile: dict[str, Any] = {"samples": 0, "note": "py-spy not installed: no profile"}
 
-    ours_env = {
-        **base,
-        "TICKWIRE_KAFKA_BOOTSTRAP": bootstrap, "TICKWIRE_MONGODB_URL": mongodb_url,
-        "TICKWIRE_MONGODB_DB": f"bench_{tag}_ours", "TICKWIRE_GROUP_ID": f"bench-{tag}-ours",
-        "TICKWIRE_TOPIC_RAW": raw, "TICKWIRE_TOPIC_PARTITIONS": str(PARTITIONS),
-        "TICKWIRE_PORT": "0", "TICKWIRE_LOG_LEVEL": "WARNING",
-        **{f"TICKWIRE_TOPIC_{k.upper()}": v for k, v in topics["ours"].items()},
-    }  # fmt: skip
-    ours = await run_until_committed(
-        "tickwire", [sys.executable, "-m", "tickwire.processor"], ours_env, bootstrap,
-        f"bench-{tag}-ours", raw, args.events, work / "ours.log", args.limit,
-    )  # fmt: skip
-    ours["mongodb"] = await counts(mongodb_url, f"bench_{tag}_ours")
+    for side in sides:
+        if side == "quix":
+            continue
+        processes = 2 if side == "ours_x2" else 1
+        env = {
+            **base,
+            "TICKWIRE_KAFKA_BOOTSTRAP": bootstrap, "TICKWIRE_MONGODB_URL": mongodb_url,
+            "TICKWIRE_MONGODB_DB": f"bench_{tag}_{side}",
+            "TICKWIRE_GROUP_ID": f"bench-{tag}-{side}",
+            "TICKWIRE_TOPIC_RAW": raw, "TICKWIRE_TOPIC_PARTITIONS": str(PARTITIONS),
+            "TICKWIRE_PORT": "0", "TICKWIRE_LOG_LEVEL": "WARNING",
+            **{f"TICKWIRE_TOPIC_{k.upper()}": v for k, v in topics[side].items()},
+        }  # fmt: skip
+        spy = work / "ours.pyspy" if side == "profile" else None
+        if spy is not None and _py_spy() is None:
+            continue
+        results[side] = await run_until_committed(
+            f"tickwire x{processes}", [[sys.executable, "-m", "tickwire.processor"]] * processes,
+            env, bootstrap, f"bench-{tag}-{side}", raw, args.events, work / f"{side}.log",
+            args.limit, profile=spy, updates=topics[side]["updates"],
+        )  # fmt: skip
+        results[side]["mongodb"] = await counts(mongodb_url, f"bench_{tag}_{side}")
+        if spy is not None and spy.exists():
+            profile = profile_summary(spy)
+            profile["profiled_run"] = results.pop(side)
+            if args.keep_profile:
+                shutil.copy(spy, args.keep_profile)
 
-    quix_env = {
-        **base,
-        "QUIX_BENCH_BOOTSTRAP": bootstrap, "QUIX_BENCH_GROUP": f"bench-{tag}-quix",
-        "QUIX_BENCH_TOPIC": raw, "QUIX_BENCH_MONGODB_URL": mongodb_url,
-        "QUIX_BENCH_DB": f"bench_{tag}_quix", "QUIX_BENCH_STATE_DIR": str(work / "quix-state"),
-        "QUIX_BENCH_UPDATES": topics["quix"]["updates"], "QUIX_BENCH_BARS": topics["quix"]["bars"],
-        "QUIX_BENCH_COMMIT_INTERVAL": str(args.quix_commit_interval),
-    }  # fmt: skip
-    peer = await run_until_committed(
-        "quixstreams", [sys.executable, "-m", "bench.quix_app"], quix_env, bootstrap,
-        f"bench-{tag}-quix", raw, args.events, work / "quix.log", args.limit,
-    )  # fmt: skip
-    peer["mongodb"] = await counts(mongodb_url, f"bench_{tag}_quix")
-    peer["name"] = "Quix Streams"
-    peer["guarantees"] = (
-        "Quix defaults: processing_guarantee=at-least-once, RocksDB state with changelog "
-        f"topic, checkpoint every {args.quix_commit_interval}s (sink flushed, then offsets "
-        "committed)"
-    )
-    ours["guarantees"] = (
-        "effectively once: produce + acks, MongoDB writes (offset-guarded), then commit, per batch"
-    )
-    ratio = ours["events_per_second"] / peer["events_per_second"]
-    print(f"[bench] ratio tickwire/quix = {ratio:.2f}", flush=True)
+    if "quix" in sides:
+        quix_env = {
+            **base,
+            "QUIX_BENCH_BOOTSTRAP": bootstrap, "QUIX_BENCH_GROUP": f"bench-{tag}-quix",
+            "QUIX_BENCH_TOPIC": raw, "QUIX_BENCH_MONGODB_URL": mongodb_url,
+            "QUIX_BENCH_DB": f"bench_{tag}_quix", "QUIX_BENCH_STATE_DIR": str(work / "quix-state"),
+            "QUIX_BENCH_UPDATES": topics["quix"]["updates"],
+            "QUIX_BENCH_BARS": topics["quix"]["bars"],
+            "QUIX_BENCH_COMMIT_INTERVAL": str(args.quix_commit_interval),
+        }  # fmt: skip
+        peer = await run_until_committed(
+            "quixstreams", [[sys.executable, "-m", "bench.quix_app"]], quix_env, bootstrap,
+            f"bench-{tag}-quix", raw, args.events, work / "quix.log", args.limit,
+        )  # fmt: skip
+        peer["mongodb"] = await counts(mongodb_url, f"bench_{tag}_quix")
+        peer["name"] = "Quix Streams"
+        peer["guarantees"] = (
+            "Quix defaults: processing_guarantee=at-least-once, RocksDB state with changelog "
+            f"topic, checkpoint every {args.quix_commit_interval}s (sink flushed: republished "
+            "with acks and written to MongoDB, then offsets committed)"
+        )
+        results["quix"] = peer
     client: AsyncMongoClient[Any] = AsyncMongoClient(mongodb_url)
-    for side in ("ours", "quix"):
+    for side in sides:
         await client.drop_database(f"bench_{tag}_{side}")
     await client.close()
     shutil.rmtree(work, ignore_errors=True)
+    report(args, results, profile)
+
+
+def report(
+    args: argparse.Namespace, results: dict[str, dict[str, Any]], profile: dict[str, Any]
+) -> None:
+    """Print the figures and, for a full run (ours and the peer), write the result."""
+    ours, two, peer = results.get("ours"), results.get("ours_x2"), results.get("quix")
+    guarantees = (
+        "effectively once: publish + acks first; MongoDB writes (offset-guarded, coalesced "
+        "per symbol) behind them; offsets committed once both cover them"
+    )
+    for side in (ours, two):
+        if side is not None:
+            side["guarantees"] = guarantees
+    ratios: dict[str, float] = {}
+    if ours and peer:
+        ratios["single_process_vs_quix"] = ours["events_per_second"] / peer["events_per_second"]
+    if two and peer:
+        ratios["two_processes_vs_quix"] = two["events_per_second"] / peer["events_per_second"]
+    if ours and two:
+        ratios["two_processes_vs_one"] = two["events_per_second"] / ours["events_per_second"]
+    for name, value in ratios.items():
+        print(f"[bench] {name} = {value:.2f}", flush=True)
+    if profile.get("samples"):
+        print("[bench] where the single process's CPU goes:", flush=True)
+        for part, share in profile["share_of_cpu"].items():
+            print(f"[bench]   {share:6.1%}  {part}", flush=True)
+    if ours is None or peer is None:
+        print("[bench] not a full run (ours and quix): bench/results not written", flush=True)
+        return
+    if two is not None:
+        ours = {**ours, "two_processes": two}
     write_result(
         "processor",
         ours=ours,
         peer=peer,
-        ratio=ratio,
-        ratio_meaning="tickwire processor events/s ÷ Quix Streams events/s, ticks.raw to "
-        "MongoDB + republish, same input, broker and store; above 1 means tickwire is ahead",
+        ratio=ratios["single_process_vs_quix"],
+        ratio_meaning="tickwire processor events/s (one process) ÷ Quix Streams events/s "
+        "(one process), ticks.raw to MongoDB + republish, same input, broker and store; "
+        "above 1 means tickwire is ahead",
         versions_=versions("aiokafka", "quixstreams", "confluent-kafka", "pymongo", "msgspec"),
         extra={
+            "ratios": {k: round(v, 3) for k, v in ratios.items()},
+            "targets": {
+                "ratio_vs_quix": 5,
+                "events_per_second": 50_000,
+                "met": {
+                    "ratio_vs_quix": ratios["single_process_vs_quix"] >= 5,
+                    "events_per_second_one_process": ours["events_per_second"] >= 50_000,
+                    "events_per_second_two_processes": bool(
+                        two and two["events_per_second"] >= 50_000
+                    ),
+                },
+            },
+            "profile": profile,
             "input": {
                 "events": args.events,
                 "symbols": args.symbols,
@@ -249,17 +493,25 @@ async def bench(args: argparse.Namespace, bootstrap: str, mongodb_url: str) -> N
                 "event_time_step_us": args.step_us,
                 "trades_share": "2/3",
             },
-            "store_note": "FerretDB v1.24.2 on SQLite: each upsert costs milliseconds and grows "
-            "with the collection; both sides write one quotes upsert per touched symbol per "
-            "batch/checkpoint and insert each closed bar once, in commands of 20",
+            "store_note": "FerretDB v1.24.2 (the embedded store the stack runs); both sides "
+            "write the symbols' latest state and every closed bar to MongoDB, coalesced per "
+            "symbol per round (tickwire: per persistence flush, behind the publishes; Quix: "
+            "per checkpoint, before its commit)",
         },
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1_000_000)
+    env = os.environ.get
+    parser.add_argument("--events", type=int, default=int(env("BENCH_EVENTS", "1000000")))
     parser.add_argument("--symbols", type=int, default=500)
+    parser.add_argument(
+        "--sides", default=env("BENCH_SIDES", ",".join(SIDES)),
+        help="what to run, of: ours (one process), ours_x2 (two, partition scaling), "
+        "profile (one process under py-spy), quix",
+    )  # fmt: skip
+    parser.add_argument("--keep-profile", type=Path, help="copy py-spy's raw stacks here")
     parser.add_argument("--step-us", type=int, default=100, help="event time between events")
     parser.add_argument("--quix-commit-interval", type=float, default=2.0)
     parser.add_argument("--limit", type=float, default=1800, help="seconds allowed per side")

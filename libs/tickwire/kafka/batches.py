@@ -60,8 +60,12 @@ class BatchPublisher:
         the caller may retry the whole set, which can duplicate records but not lose any.
         """
         grouped: dict[tuple[str, int], list[OutgoingRecord]] = {}
+        known = self._by_key
         for record in records:
-            partition = await self._partition_for(record.topic, record.key)
+            # a key seen before: its partition without a coroutine per record
+            partition = known.get((record.topic, record.key)) if record.key is not None else None
+            if partition is None:
+                partition = await self._partition_for(record.topic, record.key)
             grouped.setdefault((record.topic, partition), []).append(record)
         pending: list[asyncio.Future[Any]] = []
         count = 0
