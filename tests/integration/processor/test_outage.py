@@ -280,3 +280,73 @@ async def test_with_mongodb_down_updates_keep_flowing_and_nothing_is_committed_u
 
 async def _equals(value: Awaitable[dict[int, int]], want: dict[int, int]) -> bool:
     return await value == want
+
+
+def _gauge(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+@pytest.mark.timeout(400)
+async def test_with_mongodb_down_the_unwritten_bars_reach_their_bound_and_hold_the_loop_back(
+    tmp_path: Path,
+) -> None:
+    """Memory stays bounded during a long outage: once the closed bars waiting for
+    MongoDB reach `persist_max_pending_bars`, the loop waits (backpressure) with the rest
+    left in Kafka; when MongoDB is back everything is written, exactly the reference."""
+    stack = Stack(tmp_path / "stack")
+    info = await asyncio.to_thread(stack.up)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
+    try:
+        bootstrap, topics, db_name = (
+            info.bootstrap_servers,
+            Topics.fresh(),
+            unique("tw").replace("-", "_"),
+        )
+        await ensure_topics(
+            bootstrap,
+            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
+            partitions=3,
+            replication=1,
+        )
+        # 8 symbols, 40 ms apart: every symbol closes a 1s bar every few events
+        tape = random_tape(symbols=8, events=2000, seed=31, step_ms=40)
+        settings = settings_for(
+            bootstrap,
+            info.mongodb_url,
+            db_name,
+            topics,
+            retry_cap_seconds=1.0,
+            persist_max_pending_bars=20,
+            max_poll_records=5,
+            batch_max_records=5,
+        )
+        db = client[db_name]
+        async with in_process(settings) as loop:
+            await produce_tape(bootstrap, topics.raw, tape[:400])
+            await wait_settled(db, await _expected(bootstrap, topics.raw, 400))
+            assert _gauge("tickwire_processor_persist_backpressure") == 0
+
+            ferret_pid = read_pid(tmp_path / "stack" / "ferretdb" / "ferretdb.pid")
+            assert ferret_pid is not None
+            os.kill(ferret_pid, signal.SIGKILL)
+            await produce_tape(bootstrap, topics.raw, tape[400:])
+
+            async def held_back() -> bool:
+                return _gauge("tickwire_processor_persist_backpressure") == 1
+
+            await _until(held_back, "the loop to wait for MongoDB at the bound")
+            assert loop.persister is not None
+            # batches of 5 events (0.2 s of event time) close at most 2 bars per symbol,
+            # so no single batch is over the bound and it holds strictly
+            assert 0 < loop.persister.pending_bars <= 20
+            assert not await loop.mongodb_ready()
+
+            await asyncio.to_thread(stack.up)  # FerretDB back on the same port and data
+            expected = await _expected(bootstrap, topics.raw, len(tape))
+            await wait_settled(db, expected, timeout=180)
+            assert _gauge("tickwire_processor_persist_backpressure") == 0
+        assert quote_differences([d async for d in db.quotes.find({})], expected) == []
+        assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.down)

@@ -146,10 +146,11 @@ async def test_past_the_bound_of_unwritten_bars_submit_waits_for_the_write() -> 
     rec = Recorder()
     persister = _persister(rec, max_pending_bars=3)
     rec.release.clear()
-    await persister.submit(_docs([], (_bar("A", 0), _bar("A", 1), _bar("A", 2))), {TP: 1})
+    await persister.submit(_docs([], (_bar("A", 0), _bar("A", 1))), {TP: 1})
     await rec.writing.wait()
+    await persister.submit(_docs([], (_bar("A", 2),)), {TP: 2})  # fits: 3
     assert persister.pending_bars == 3
-    blocked = asyncio.create_task(persister.submit(_docs([], (_bar("A", 3),)), {TP: 2}))
+    blocked = asyncio.create_task(persister.submit(_docs([], (_bar("A", 3),)), {TP: 3}))
     await _until(lambda: REGISTRY.get_sample_value("tickwire_processor_persist_backpressure") == 1)
     assert not blocked.done()
     assert persister.pending_bars == 3  # held at the bound, nothing dropped
@@ -159,6 +160,17 @@ async def test_past_the_bound_of_unwritten_bars_submit_waits_for_the_write() -> 
     assert REGISTRY.get_sample_value("tickwire_processor_persist_backpressure") == 0
     written = [slot for kind, value in rec.log if kind == "write" for slot in value[1]]
     assert sorted(written) == ["b0", "b1", "b2", "b3"]
+    assert rec.log[-1] == ("commit", {TP: 3})
+    await persister.close(flush_seconds=1)
+
+
+async def test_a_batch_closing_more_bars_than_the_bound_goes_alone() -> None:
+    rec = Recorder()
+    persister = _persister(rec, max_pending_bars=2)
+    await persister.submit(_docs([], tuple(_bar("A", s) for s in range(5))), {TP: 1})
+    await persister.flush()
+    written = [slot for kind, value in rec.log if kind == "write" for slot in value[1]]
+    assert sorted(written) == ["b0", "b1", "b2", "b3", "b4"]
     await persister.close(flush_seconds=1)
 
 

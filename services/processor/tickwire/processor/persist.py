@@ -12,9 +12,10 @@ versions (see consumer.py for how a replay is held back until it passes what the
 crashed instance may have published).
 
 Memory is bounded. What waits is one quotes document per owned symbol plus the closed
-bars not yet written; when those bars reach `max_pending_bars` (in the write under way
-and waiting behind it), `submit` waits until a write finishes: backpressure, so the loop
-stops consuming and Kafka keeps the rest. Nothing is dropped.
+bars not yet written (in the write under way and behind it), at most `max_pending_bars`
+of them (or one batch's, if a single batch closes more): a batch that would go past it
+makes `submit` wait until a write finishes. That is backpressure: the loop stops
+consuming and Kafka keeps the rest. Nothing is dropped.
 """
 
 from __future__ import annotations
@@ -86,15 +87,20 @@ class Persister:
         """Queue a published batch's documents and next offsets; waits while the pending
         bars are at the bound. Raises what broke the writer, if it broke."""
         self._raise_if_broken()
+        incoming = _bar_count(docs)
+
+        def room() -> bool:
+            # a batch alone over the bound goes once nothing else waits
+            fits = self.pending_bars + incoming <= self._max_pending_bars
+            return fits or self.pending_bars == 0 or self._broken()
+
         async with self._changed:
-            if self.pending_bars >= self._max_pending_bars:
+            if not room():
                 BACKPRESSURE.set(1)
                 log.warning(
                     "%d closed bars wait for MongoDB: holding the loop back", self.pending_bars
                 )
-                await self._changed.wait_for(
-                    lambda: self.pending_bars < self._max_pending_bars or self._broken()
-                )
+                await self._changed.wait_for(room)
                 BACKPRESSURE.set(0)
                 self._raise_if_broken()
             self._pending.absorb(docs)
