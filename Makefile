@@ -23,8 +23,8 @@ install: $(UV) ## Create .venv with every service, the tests and the tools (pinn
 	$(UV) sync --frozen --all-extras --python $(PYTHON)
 
 .PHONY: stack-up
-stack-up: install ## Start local Kafka (KRaft, from Maven jars) and FerretDB; BROKERS=3 for three nodes
-	$(BIN)/tickwire-stack up --brokers $(or $(BROKERS),1)
+stack-up: install postgres ## Start local Kafka (KRaft, from Maven jars) and FerretDB on PostgreSQL; BROKERS=3 for three nodes, STORE=sqlite for FerretDB on SQLite
+	$(BIN)/tickwire-stack up --brokers $(or $(BROKERS),1) $(if $(STORE),--store $(STORE))
 
 .PHONY: stack-down
 stack-down: ## Stop everything the local stack started
@@ -35,11 +35,11 @@ stack-status: ## Print bootstrap servers, MongoDB URL, log paths and liveness
 	$(BIN)/tickwire-stack status
 
 .PHONY: run
-run: install ## Run the whole system live: stack, ingest, processor, gateway, simulator (Ctrl-C stops)
+run: install postgres ## Run the whole system live: stack, ingest, processor, gateway, simulator (Ctrl-C stops)
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install browser ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+test: install browser postgres ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -48,10 +48,10 @@ test-unit: install ## Run the unit tests only (no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: bench-ingest bench-processor bench-gateway bench-e2e ## Run every benchmark against its peer; figures to bench/results/
+bench: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query ## Run every benchmark against its peer; figures to bench/results/
 	$(BIN)/python -m bench.report
 
-.PHONY: bench-ingest bench-processor bench-gateway bench-e2e
+.PHONY: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query
 bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
 	$(BIN)/python -m bench.ingest
 bench-processor: install ## Processor vs Quix Streams, same aggregation, same broker and store
@@ -60,6 +60,18 @@ bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6
 	$(BIN)/python -m bench.gateway
 bench-e2e: install ## End to end (ingest accept -> SSE write) at 1k/5k/20k events/s, 1,000 SSE clients, vs two plain aiokafka hops (E2E_QUICK=1: smoke run)
 	$(BIN)/python -m bench.e2e
+
+bench-store: install postgres ## FerretDB on PostgreSQL vs on SQLite: the processor's writes, the query API, the deadlock (STORE_QUICK=1: smoke run)
+	$(BIN)/python -m bench.store
+bench-query: install postgres ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars (QUERY_QUICK=1: smoke run)
+	$(BIN)/python -m bench.query
+
+.PHONY: postgres
+postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when missing)
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y postgresql-15; \
+	fi
 
 .PHONY: browser
 browser: ## Install Debian's chromium for the dashboard's browser test (only when missing)

@@ -1,9 +1,11 @@
 """The dashboard in a real headless Chromium (Debian's, driven by Playwright): updates
-posted to Kafka appear on the page; after the server drops the connection the page
+posted to Kafka appear on the page; the 1m chart fills with bars from history on a
+store holding a day of data; after the server drops the connection the page
 reconnects, resumes from its cursor, and shows the later updates, none lost."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ from tests.helpers import gateway as g
 from tests.helpers.gateway_process import GatewayProcess
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
+from tickwire.events.wire import Bar
+from tickwire.mongo import documents
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -53,6 +57,39 @@ async def wait_text(page: Page, symbol: str, name: str, text: str) -> None:
     )
 
 
+async def load_day(mongo: Any, symbols: list[str]) -> list[dt.datetime]:
+    """A day of 1m bars and an hour of 1s bars per symbol, stored as the processor stores
+    them (buckets, by the documents codec), the last 1m bar starting a minute after
+    BASE_TIME; returns the 1m bars' starts, oldest first."""
+    minute, second = dt.timedelta(minutes=1), dt.timedelta(seconds=1)
+    end = g.BASE_TIME + 2 * minute
+    starts = [end - (1440 - n) * minute for n in range(1440)]
+    seconds = [end - (3600 - n) * second for n in range(3600)]
+    for symbol in symbols:
+        bars = [_bar(symbol, "1m", start, minute) for start in starts]
+        bars += [_bar(symbol, "1s", start, second) for start in seconds]
+        await mongo.bars.insert_many(documents.bucket_documents(bars))
+    return starts
+
+
+def _bar(symbol: str, interval: str, start: dt.datetime, step: dt.timedelta) -> Bar:
+    return Bar(
+        symbol=symbol, interval=interval, start=start, end=start + step, open=100, high=101,
+        low=99, close=100.5, volume=10, vwap=100, trades=2, final=True, version=5,
+    )  # fmt: skip
+
+
+async def chart_shows(page: Page, count: int, first: dt.datetime, last: dt.datetime) -> None:
+    """Wait until the chart draws `count` bars from `first` to `last` (bar starts)."""
+    iso = [t.isoformat().replace("+00:00", "Z") for t in (first, last)]
+    await page.wait_for_function(
+        "([n, a, b]) => { const c = document.querySelector('#chart').dataset;"
+        " return c.bars === n && c.first === a && c.last === b; }",
+        arg=[str(count), *iso],
+        timeout=30_000,
+    )
+
+
 def price(version: int) -> str:
     return f"{g.ticker_state('X', version).last:.2f}"
 
@@ -70,26 +107,9 @@ async def test_dashboard_shows_updates_and_resumes_after_a_dropped_connection(
     await produce(
         kafka_bootstrap, topics.updates, [g.update_record("AAPL", 1), g.update_record("MSFT", 1)]
     )
-    await mongo.bars.insert_many(
-        [
-            {
-                "symbol": "AAPL",
-                "interval": "1m",
-                "start": g.BASE_TIME.replace(minute=m),
-                "end": g.BASE_TIME.replace(minute=m + 1),
-                "open": 100,
-                "high": 101,
-                "low": 99,
-                "close": 100.5,
-                "volume": 10,
-                "vwap": 100,
-                "trades": 2,
-                "final": True,
-                "version": 1,
-            }
-            for m in (0, 1)
-        ]
-    )
+    # a store holding a day of history: 1m bars for a day and 1s bars for the last hour,
+    # for the page's symbols and 50 others, ending before the live bar below
+    history = await load_day(mongo, ["AAPL", "MSFT", *(f"H{i:03d}" for i in range(50))])
     gateway = GatewayProcess(
         {
             "TICKWIRE_KAFKA_BOOTSTRAP": kafka_bootstrap,
@@ -113,10 +133,10 @@ async def test_dashboard_shows_updates_and_resumes_after_a_dropped_connection(
         await page.wait_for_function(
             "document.querySelector('#connection').dataset.state === 'live'"
         )
-        # history from /v1/bars plus a live bar for the selected symbol
-        await page.wait_for_function("document.querySelector('#chart').dataset.bars === '2'")
+        # the 1m chart: its 120 bars from history, then a live bar after them
+        await chart_shows(page, 120, history[-120], history[-1])
         await produce(kafka_bootstrap, topics.bars, [g.bar_record("AAPL", 2, 5)])
-        await page.wait_for_function("document.querySelector('#chart').dataset.bars === '3'")
+        await chart_shows(page, 120, history[-119], g.BASE_TIME + dt.timedelta(minutes=5))
 
         await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 2)])
         await wait_text(page, "AAPL", "last", price(2))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import base64
+import os
 from pathlib import Path
 
-from tickwire.devstack import kafka, procs
+import pytest
+
+from tickwire.devstack import ferretdb, kafka, paths, postgres, procs
+from tickwire.devstack.errors import StackError
+from tickwire.devstack.stack import Stack
 
 
 def test_cluster_id_is_16_bytes_url_safe_base64() -> None:
@@ -37,3 +42,48 @@ def test_free_port_is_not_listening() -> None:
     port = procs.free_port()
     assert 0 < port < 65536
     assert not procs.port_open("127.0.0.1", port)
+
+
+def test_ferretdb_runs_on_postgresql_when_given_its_url_else_on_sqlite(tmp_path: Path) -> None:
+    lite = ferretdb.argv(Path("/bin/ferretdb"), 27017, 8088, tmp_path)
+    assert "--handler=sqlite" in lite
+    assert f"--sqlite-url=file:{tmp_path}/" in lite
+    pg = ferretdb.argv(Path("/bin/ferretdb"), 27017, 8088, tmp_path, postgres.url(5432))
+    assert "--handler=postgresql" in pg
+    assert not any(a.startswith("--sqlite-url") for a in pg)
+    # the pool FerretDB gets must fit in PostgreSQL's connections, and be far above
+    # what a few writers' commands of 20 statements hold at once
+    assert (
+        f"--postgresql-url=postgres://tickwire@127.0.0.1:5432/postgres?pool_max_conns={postgres.POOL}"
+        in pg
+    )
+    server = postgres.argv(Path("/pg/bin"), tmp_path / "data", 5432)
+    assert f"max_connections={postgres.POOL + 20}" in server
+    assert "listen_addresses=127.0.0.1" in server
+    assert "unix_socket_directories=" in server
+
+
+def test_postgres_runs_unprivileged_when_the_launcher_is_root(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    argv = postgres.unprivileged(["/pg/bin/postgres", "-D", "/d"])
+    assert argv[1:5] == ["--user", "--map-user=65534", "--map-group=65534", "/pg/bin/postgres"]
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert postgres.unprivileged(["/pg/bin/postgres"]) == ["/pg/bin/postgres"]
+
+
+def test_the_store_is_chosen_by_flag_or_environment_and_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TICKWIRE_STACK_STORE", raising=False)
+    assert paths.default_store() == paths.DEFAULT_STORE == "postgresql"
+    monkeypatch.setenv("TICKWIRE_STACK_STORE", "sqlite")
+    assert paths.default_store() == "sqlite"
+    monkeypatch.setenv("TICKWIRE_STACK_STORE", "oracle")
+    with pytest.raises(StackError, match="unknown store 'oracle'"):
+        Stack(tmp_path).up()
+    plan = Stack(tmp_path)._plan(1, None, None, 3, "postgresql")
+    assert plan.store == "postgresql"
+    assert plan.postgres_port > 0
+    assert Stack(tmp_path)._plan(1, None, None, 3, "sqlite").postgres_port == 0

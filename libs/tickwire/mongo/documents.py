@@ -30,7 +30,7 @@ for the buckets whose [start, end) overlaps its window, sorted by `start`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +113,12 @@ class BucketWrite:
         """Add a later write's bars to the same bucket (a closed bar never changes)."""
         self.bars.update(later.bars)
 
+    def last_end(self) -> dt.datetime:
+        """The end of the latest bar this write carries."""
+        slot = max(int(key[1:]) for key in self.bars)
+        step = int(self.head["step_us"])
+        return self.head["start"] + dt.timedelta(microseconds=(slot + 1) * step)  # type: ignore[no-any-return]
+
     def update(self) -> dict[str, Any]:
         """The update document: the bucket's head and each bar under its slot."""
         fields = dict(self.head)
@@ -143,6 +149,18 @@ def bucket_write(bar: Bar) -> BucketWrite:
         compact["f"] = False
     slot = f"b{(start_us - first) // step}"
     return BucketWrite(bar_id(bar.symbol, bar.interval, first), head, {slot: compact})
+
+
+def bucket_documents(bars: Iterable[Bar]) -> list[dict[str, Any]]:
+    """The whole bucket documents holding these bars, for bulk inserts into an empty
+    collection (loading history; the processor writes with `bucket_write`)."""
+    writes: dict[str, BucketWrite] = {}
+    for bar in bars:
+        write = bucket_write(bar)
+        held = writes.setdefault(write.id, write)
+        if held is not write:
+            held.absorb(write)
+    return [{"_id": w.id, **w.head, "bars": w.bars} for w in writes.values()]
 
 
 def is_bucket(doc: Mapping[str, Any]) -> bool:

@@ -24,16 +24,8 @@ def bar(symbol: str, minute: int, interval: str = "1m") -> Bar:
 
 
 async def store_bars(mongo: Any, bars: list[Bar]) -> None:
-    """Bars stored as the processor stores them: through the documents codec."""
-    writes: dict[str, documents.BucketWrite] = {}
-    for one in bars:
-        write = documents.bucket_write(one)
-        if write.id in writes:
-            writes[write.id].absorb(write)
-        else:
-            writes[write.id] = write
-    for write in writes.values():
-        await mongo.bars.update_one({"_id": write.id}, write.update(), upsert=True)
+    """Bars stored as the processor stores them: in buckets, by the documents codec."""
+    await mongo.bars.insert_many(documents.bucket_documents(bars))
 
 
 async def test_quotes_and_bars(

@@ -1,6 +1,7 @@
 """`tickwire-stack up|down|status|env`: the local Kafka + FerretDB stack, no Docker.
 
 tickwire-stack up [--brokers 3] [--kafka-port 9092] [--mongo-port 27017]
+                  [--store postgresql|sqlite]   # FerretDB's backend ($TICKWIRE_STACK_STORE)
 tickwire-stack status [--json]
 tickwire-stack env          # shell exports for TICKWIRE_KAFKA_BOOTSTRAP etc.
 tickwire-stack down [--wipe]
@@ -15,7 +16,7 @@ import time
 from pathlib import Path
 
 from tickwire.devstack.errors import StackError
-from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.paths import DEFAULT_STORE, STORES, default_stack_dir
 from tickwire.devstack.stack import Stack
 
 
@@ -27,6 +28,7 @@ def _print_status(status: dict[str, object]) -> None:
     print(f"state:              {'up' if status['up'] else 'DOWN or partly down'}")
     print(f"bootstrap servers:  {status['bootstrap_servers']}")
     print(f"MongoDB URL:        {status['mongodb_url']}")
+    print(f"store:              FerretDB on {status['store']}")
     components = status["components"]
     assert isinstance(components, dict)
     for name, comp in components.items():
@@ -53,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--kafka-port", type=int, default=None)
     up.add_argument("--mongo-port", type=int, default=None)
     up.add_argument("--partitions", type=int, default=6)
+    up.add_argument(
+        "--store",
+        choices=STORES,
+        default=None,
+        help="FerretDB's backend for a new stack (default $TICKWIRE_STACK_STORE or "
+        f"{DEFAULT_STORE})",
+    )
     status = sub.add_parser("status", help="print endpoints, log paths and liveness")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print shell exports of the endpoints")
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             started = time.monotonic()
-            stack.up(args.brokers, args.kafka_port, args.mongo_port, args.partitions)
+            stack.up(args.brokers, args.kafka_port, args.mongo_port, args.partitions, args.store)
             print(f"[stack] up in {time.monotonic() - started:.1f}s", flush=True)
             _print_status(stack.status())
         elif args.command == "status":

@@ -1,4 +1,5 @@
-"""FerretDB v1 (MongoDB wire protocol on SQLite), built from its Go module into the cache.
+"""FerretDB v1 (MongoDB wire protocol on SQLite or PostgreSQL), built from its Go module
+into the cache.
 
 `go install ...@v1.24.2` alone yields a binary that panics at start, because the module
 ships an empty build/version/version.txt; so the launcher copies the module source from
@@ -68,12 +69,18 @@ def build() -> Path:
     return binary
 
 
-def argv(binary: Path, port: int, debug_port: int, data_dir: Path) -> list[str]:
-    """The FerretDB command line for a SQLite-backed server on 127.0.0.1:port."""
+def argv(
+    binary: Path, port: int, debug_port: int, data_dir: Path, postgresql_url: str | None = None
+) -> list[str]:
+    """The FerretDB command line for a server on 127.0.0.1:port, on the PostgreSQL at
+    postgresql_url, or on SQLite files in data_dir without one."""
+    if postgresql_url is None:
+        backend = ["--handler=sqlite", f"--sqlite-url=file:{data_dir}/"]
+    else:
+        backend = ["--handler=postgresql", f"--postgresql-url={postgresql_url}"]
     return [
         str(binary),
-        "--handler=sqlite",
-        f"--sqlite-url=file:{data_dir}/",
+        *backend,
         f"--state-dir={data_dir}",
         f"--listen-addr=127.0.0.1:{port}",
         f"--debug-addr=127.0.0.1:{debug_port}",

@@ -22,3 +22,14 @@ def cache_dir() -> Path:
 def default_stack_dir() -> Path:
     """The directory of the stack that `make stack-up` manages."""
     return Path(os.environ.get("TICKWIRE_STACK_DIR", cache_dir() / "stack"))
+
+
+#: FerretDB's backends; the default is the one measured faster for the processor's
+#: writes and the query API (bench/store.py, docs/benchmarks.md).
+STORES = ("postgresql", "sqlite")
+DEFAULT_STORE = "postgresql"
+
+
+def default_store() -> str:
+    """The backend a new stack uses: $TICKWIRE_STACK_STORE, else DEFAULT_STORE."""
+    return os.environ.get("TICKWIRE_STACK_STORE", DEFAULT_STORE)

@@ -1,10 +1,13 @@
-"""A local stack: N Kafka KRaft nodes and one FerretDB, all under one directory.
+"""A local stack: N Kafka KRaft nodes and one FerretDB (on PostgreSQL, or on SQLite),
+all under one directory.
 
 Layout of a stack directory:
 
-    stack.json              endpoints, ports and node ids (what `status` prints)
+    stack.json              endpoints, ports, node ids and the store (what `status` prints)
     kafka-<id>/             server.properties, data/, kafka.log, kafka.pid
-    ferretdb/               data/, ferretdb.log, ferretdb.pid
+    postgres/               data/, postgres.log, postgres.pid (store "postgresql" only)
+    ferretdb/               data/ (SQLite files, or FerretDB's state), ferretdb.log,
+                            ferretdb.pid
 
 Tests make private stacks in temporary directories (e.g. to stop a broker mid-test);
 `make stack-up` manages the default one.
@@ -17,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tickwire.devstack import ferretdb, kafka, procs
-from tickwire.devstack.errors import StartupError
+from tickwire.devstack import ferretdb, kafka, postgres, procs
+from tickwire.devstack.errors import StackError, StartupError
+from tickwire.devstack.paths import STORES, default_store
 
 
 @dataclass
@@ -31,6 +35,8 @@ class StackInfo:
     mongo_port: int = 0
     cluster_id: str = ""
     partitions: int = 6
+    store: str = "sqlite"  # FerretDB's backend; stacks recorded before it had SQLite
+    postgres_port: int = 0
 
 
 class Stack:
@@ -68,20 +74,26 @@ class Stack:
                 "pid": pid,
                 "log": str(d / "kafka.log"),
             }
-        fd = self.root / "ferretdb"
-        pid = procs.read_pid(fd / "ferretdb.pid")
-        components["ferretdb"] = {
-            "address": f"127.0.0.1:{info.mongo_port}",
-            "up": procs.alive(pid) and procs.port_open("127.0.0.1", info.mongo_port),
-            "pid": pid,
-            "log": str(fd / "ferretdb.log"),
-        }
+        if info.store == "postgresql":
+            components["postgres"] = self._component("postgres", info.postgres_port)
+        components["ferretdb"] = self._component("ferretdb", info.mongo_port)
         return {
             "stack_dir": str(self.root),
             "up": all(c["up"] for c in components.values()),
             "bootstrap_servers": info.bootstrap_servers,
             "mongodb_url": info.mongodb_url,
+            "store": info.store,
             "components": components,
+        }
+
+    def _component(self, name: str, port: int) -> dict[str, Any]:
+        """Liveness of the process `name/<name>.pid` listening on port."""
+        pid = procs.read_pid(self.root / name / f"{name}.pid")
+        return {
+            "address": f"127.0.0.1:{port}",
+            "up": procs.alive(pid) and procs.port_open("127.0.0.1", port),
+            "pid": pid,
+            "log": str(self.root / name / f"{name}.log"),
         }
 
     # -- start -----------------------------------------------------------------------
@@ -91,23 +103,32 @@ class Stack:
         kafka_port: int | None = None,
         mongo_port: int | None = None,
         partitions: int = 6,
+        store: str | None = None,
     ) -> StackInfo:
         """Bring the stack up (or finish bringing it up) and wait until it answers.
 
-        Re-running on a stack that is already up returns at once. Interrupted (Ctrl-C)
-        or failed start-ups stop whatever this call started.
+        Re-running on a stack that is already up returns at once; a stack keeps the
+        store it was made with (`store`, default $TICKWIRE_STACK_STORE or PostgreSQL,
+        applies to a new one). Interrupted (Ctrl-C) or failed start-ups stop whatever
+        this call started.
         """
         existing = self.info()
         if existing is not None and self.status()["up"]:
             return existing
+        chosen = existing.store if existing else store or default_store()
+        if chosen not in STORES:
+            raise StackError(f"unknown store {chosen!r}: use one of {', '.join(STORES)}")
         libs = kafka.resolve_jars()
         ferret_bin = ferretdb.build()
-        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions)
+        pg_bin = postgres.bin_dir() if chosen == "postgresql" else None
+        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions, chosen)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         try:
             for node in self._nodes(info):
                 self.start_kafka_node(node.node_id, libs=libs, wait=False)
+            if pg_bin is not None:
+                self._start_postgres(info, pg_bin)
             self._start_ferretdb(info, ferret_bin)
             print(f"[stack] waiting for Kafka at {info.bootstrap_servers}...", flush=True)
             kafka.wait_ready(
@@ -122,7 +143,12 @@ class Stack:
         return info
 
     def _plan(
-        self, brokers: int, kafka_port: int | None, mongo_port: int | None, partitions: int
+        self,
+        brokers: int,
+        kafka_port: int | None,
+        mongo_port: int | None,
+        partitions: int,
+        store: str,
     ) -> StackInfo:
         nodes = []
         for i in range(brokers):
@@ -140,6 +166,8 @@ class Stack:
             mongo_port=mport,
             cluster_id=kafka.cluster_id(),
             partitions=partitions,
+            store=store,
+            postgres_port=procs.free_port() if store == "postgresql" else 0,
         )
 
     def start_kafka_node(self, node_id: int, libs: Path | None = None, wait: bool = True) -> None:
@@ -171,20 +199,37 @@ class Stack:
         sig = signal.SIGKILL if kill else signal.SIGTERM
         procs.stop(self.kafka_dir(node_id) / "kafka.pid", sig=sig)
 
+    def _start_postgres(self, info: StackInfo, bindir: Path) -> None:
+        d = self.root / "postgres"
+        if not procs.alive(procs.read_pid(d / "postgres.pid")):
+            d.mkdir(parents=True, exist_ok=True)
+            postgres.init_cluster(bindir, d / "data", d / "postgres.log")
+            argv = postgres.argv(bindir, d / "data", info.postgres_port)
+            procs.spawn(argv, d / "postgres.log", d / "postgres.pid", cwd=d)
+        print(f"[stack] waiting for PostgreSQL on 127.0.0.1:{info.postgres_port}...", flush=True)
+        postgres.wait_ready(bindir, info.postgres_port, d / "postgres.log")
+
     def _start_ferretdb(self, info: StackInfo, binary: Path) -> None:
         d = self.root / "ferretdb"
         if procs.alive(procs.read_pid(d / "ferretdb.pid")):
             return
         (d / "data").mkdir(parents=True, exist_ok=True)
-        argv = ferretdb.argv(binary, info.mongo_port, procs.free_port(), d / "data")
+        pg_url = postgres.url(info.postgres_port) if info.store == "postgresql" else None
+        argv = ferretdb.argv(binary, info.mongo_port, procs.free_port(), d / "data", pg_url)
         procs.spawn(argv, d / "ferretdb.log", d / "ferretdb.pid", cwd=d)
 
     # -- stop ------------------------------------------------------------------------
     def down(self, wipe: bool = False) -> list[str]:
         """Stop every process of this stack; with wipe, delete its data too."""
+        import signal
+
         stopped = []
-        for pid_file in sorted(self.root.glob("*/*.pid")):
-            if procs.stop(pid_file):
+        # PostgreSQL last (FerretDB is its client), with SIGINT: its fast shutdown
+        # (SIGTERM would wait for every session to end)
+        pid_files = sorted(self.root.glob("*/*.pid"), key=lambda p: (p.name == "postgres.pid", p))
+        for pid_file in pid_files:
+            sig = signal.SIGINT if pid_file.name == "postgres.pid" else signal.SIGTERM
+            if procs.stop(pid_file, sig=sig):
                 stopped.append(pid_file.parent.name)
         if wipe:
             import shutil

@@ -11,21 +11,20 @@ token does not allow 403; MongoDB unavailable 503. Client input never causes a 5
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
-from tickwire.events import wire
 from tickwire.gateway.auth import Principal
 from tickwire.gateway.errors import GatewayError, NotReadyError
 from tickwire.gateway.reader import state_from_document
 from tickwire.gateway.runtime import Runtime, runtime_of
 from tickwire.gateway.subscribe import INTERVAL, SYMBOL, split
-from tickwire.mongo import documents
+from tickwire.mongo.history import history
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
@@ -85,7 +84,12 @@ async def get_quotes(
         raise HTTPException(422, f"not a valid symbol: {bad[0][:40]!r}")
     _allow(principal, wanted)
     try:
-        docs = await runtime.db.quotes.find({"_id": {"$in": wanted}}).to_list(None)
+        # point reads by _id, concurrently: FerretDB v1 answers `$in` by reading the
+        # whole collection, an `_id` equality it pushes down to its backend
+        found_docs = await asyncio.gather(
+            *(runtime.db.quotes.find_one({"_id": symbol}) for symbol in wanted)
+        )
+        docs = [doc for doc in found_docs if doc is not None]
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
     found = {s.symbol: s for s in map(state_from_document, docs) if s is not None}
@@ -119,7 +123,7 @@ async def get_bars(
     if start is not None and end is not None and start >= end:
         raise HTTPException(422, "from must be before to")
     try:
-        bars = await _history(runtime.db.bars, symbol, interval, start, end, count)
+        bars = await history(runtime.db.bars, symbol, interval, start, end, count)
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
     return _json({"symbol": symbol, "interval": interval, "bars": bars})
@@ -132,44 +136,3 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
     return value.astimezone(dt.UTC)
-
-
-async def _history(
-    bars: AsyncCollection[Any],
-    symbol: str,
-    interval: str,
-    start: dt.datetime | None,
-    end: dt.datetime | None,
-    count: int,
-) -> list[wire.Bar]:
-    """Up to `count` bars starting in [start, end), oldest first: the first ones from
-    `start`, or without it the latest ones before `end`, read from the buckets that
-    overlap the window (newest bucket first when reading back from `end`)."""
-    forward = start is not None
-    # a bucket holds up to BARS_PER_BUCKET bars: ask for the buckets that fill `count`
-    # in one round trip when they are full, and read on when some are sparse
-    batch = count // documents.BARS_PER_BUCKET + 2
-    cursor = (
-        bars.find(documents.bucket_filter(symbol, interval, start, end))
-        .sort("start", 1 if forward else -1)
-        .batch_size(batch)
-    )
-    out: list[wire.Bar] = []
-    try:
-        async for doc in cursor:
-            try:
-                held = documents.decode_bucket(doc)
-            except documents.DocumentError:
-                continue  # not of the documented shape: not a bar to serve
-            inside = [
-                bar
-                for bar in held
-                if (start is None or bar.start >= start) and (end is None or bar.start < end)
-            ]
-            out += inside if forward else inside[::-1]
-            if len(out) >= count:
-                break
-    finally:
-        await cursor.close()
-    out = out[:count]
-    return out if forward else out[::-1]

@@ -14,7 +14,7 @@ from tickwire.mongo.client import make_client
 from tickwire.observability.http import REDMiddleware, health_router
 from tickwire.processor.consumer import ProcessorLoop
 from tickwire.processor.settings import ProcessorSettings
-from tickwire.processor.store import StateStore
+from tickwire.processor.store import FineBarRetention, StateStore
 
 
 class ProcessorState(TypedDict):
@@ -34,7 +34,7 @@ def create_app(settings: ProcessorSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        supervisor = Supervisor(loop)
+        supervisor = Supervisor(loop, FineBarRetention(store, settings.fine_bar_retention))
         await supervisor.start()
         try:
             yield dict(ProcessorState(settings=settings, loop=loop))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Literal
 
 from pydantic import Field
@@ -66,6 +67,12 @@ class ProcessorSettings(CommonSettings):
     poll_timeout_ms: int = Field(200, ge=1, description="getmany() wait when idle")
     quotes_collection: str = Field("quotes", description="MongoDB collection of symbol states")
     bars_collection: str = Field("bars", description="MongoDB collection of bars")
+    fine_bar_retention: dt.timedelta = Field(
+        dt.timedelta(hours=1),
+        gt=dt.timedelta(0),
+        description="how long bars shorter than a minute (1s) are kept, in event time "
+        "(seconds or ISO 8601, e.g. 3600 or PT1H); older buckets are deleted every minute",
+    )
     retry_cap_seconds: float = Field(5.0, gt=0, description="longest backoff between retries")
     metadata_max_age_ms: int = Field(
         30_000,

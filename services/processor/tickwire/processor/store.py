@@ -19,6 +19,7 @@ known one is replaced conditionally without upsert.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections.abc import Iterable
@@ -30,7 +31,7 @@ from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from tickwire.mongo.documents import BucketWrite, bucket_write, encode_bar, fine_bars_filter
 from tickwire.processor import metrics as m
@@ -131,6 +132,7 @@ class StateStore:
         self.bars = db[bars]
         self.inflight = db[inflight]
         self._known: set[str] = set()  # symbols whose quotes document exists
+        self._newest_end: dt.datetime | None = None
 
     async def mark_inflight(self, topic: str, last_offsets: dict[int, int]) -> None:
         """Record, before publishing a batch, the last input offset it covers per partition.
@@ -188,6 +190,11 @@ class StateStore:
         replay that rewrites an expired bar recreates its bucket, deleted next time."""
         result = await self.bars.delete_many(fine_bars_filter(now - retention, FINE_BAR_US))
         return result.deleted_count
+
+    @property
+    def newest_bar_end(self) -> dt.datetime | None:
+        """The latest end (event time) of a closed bar this store wrote, if any."""
+        return self._newest_end
 
     async def load(self, partitions: Iterable[int]) -> list[SymbolState]:
         """The stored states of every symbol on the given partitions."""
@@ -292,6 +299,10 @@ class StateStore:
         """Set closed bars into their buckets (upsert); a bar already there (a replay)
         is set to the same value. Two writers creating one bucket at once: the loser's
         upsert fails on the duplicate key and is retried, now an update."""
+        for write in writes:
+            end = write.last_end()
+            if self._newest_end is None or end > self._newest_end:
+                self._newest_end = end
         for i in range(0, len(writes), UPSERTS_PER_COMMAND):
             chunk = writes[i : i + UPSERTS_PER_COMMAND]
             for attempt in range(3):
@@ -304,3 +315,32 @@ class StateStore:
                     if attempt == 2 or any(e.get("code") != _DUPLICATE_KEY for e in errors):
                         raise
                     chunk = [chunk[int(e["index"])] for e in errors]
+
+
+class FineBarRetention:
+    """Deletes, every `every` seconds, the buckets of sub-minute bars that ended more than
+    `retention` before the newest bar this store wrote: retention runs in event time, so
+    a replay of old data keeps its bars until newer ones arrive. A supervised part; a
+    store outage skips a pass (the next one catches up)."""
+
+    def __init__(self, store: StateStore, retention: dt.timedelta, every: float = 60.0) -> None:
+        self.store = store
+        self.retention = retention
+        self.every = every
+
+    async def run(self) -> None:
+        """Expire old fine bars until cancelled."""
+        while True:
+            await asyncio.sleep(self.every)
+            await self.expire_once()
+
+    async def expire_once(self) -> int:
+        """One pass: the number of buckets deleted (0 before any bar was written)."""
+        newest = self.store.newest_bar_end
+        if newest is None:
+            return 0
+        try:
+            return await self.store.expire_fine_bars(self.retention, newest)
+        except PyMongoError as exc:
+            log.warning("fine-bar retention skipped a pass: %s", exc)
+            return 0

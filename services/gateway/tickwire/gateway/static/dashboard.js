@@ -101,6 +101,8 @@ function drawChart() {
   const ctx = canvas.getContext("2d");
   const bars = [...chart.bars.values()].sort((a, b) => (a.start < b.start ? -1 : 1)).slice(-120);
   canvas.dataset.bars = String(bars.length);
+  canvas.dataset.first = bars.length ? bars[0].start : "";
+  canvas.dataset.last = bars.length ? bars[bars.length - 1].start : "";
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!bars.length) return;
   const lo = Math.min(...bars.map((b) => b.low));
