@@ -261,6 +261,7 @@ async def measure_tickwire(
         "TICKWIRE_TOPIC_LATE": f"e2e-{tag}.late",
         "TICKWIRE_TOPIC_DLQ": f"e2e-{tag}.dlq",
         "TICKWIRE_TOPIC_PARTITIONS": str(PARTITIONS),
+        "TICKWIRE_GROUP_ID": f"e2e-{tag}",  # never in a group with another run's processor
         "TICKWIRE_LOG_LEVEL": "WARNING",
     }
     gateway_env = {
