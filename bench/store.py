@@ -46,9 +46,9 @@ from tickwire.processor.store import Documents, QuoteDoc, StateStore, _older_tha
 QUICK = os.environ.get("STORE_QUICK") == "1"
 SECONDS = float(os.environ.get("STORE_SECONDS", 3 if QUICK else 10))
 WRITERS = [int(w) for w in os.environ.get("STORE_WRITERS", "1,2,4").split(",")]
-SYMBOLS = int(os.environ.get("STORE_SYMBOLS", 100 if QUICK else 500))
+SYMBOLS = int(os.environ.get("STORE_SYMBOLS", 50 if QUICK else 100))
 CONCURRENCY = 50
-QUERIES = int(os.environ.get("STORE_QUERIES", 200 if QUICK else 1000))
+QUERIES = int(os.environ.get("STORE_QUERIES", 100 if QUICK else 300))
 WEDGE_S = float(os.environ.get("STORE_WEDGE_S", 30))
 PER_WRITER = 20
 DAY = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
@@ -244,7 +244,7 @@ async def _with_writers(db: Any, action: Any) -> str:
     stop = asyncio.Event()
 
     async def writer(w: int) -> None:
-        store, n = StateStore(db), 0
+        store, n = StateStore(db), int(time.time())  # newer versions than a run before
         while not stop.is_set() and time.monotonic() < until:
             await store.write(_round(w, n))
             n += 1
