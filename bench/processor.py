@@ -215,9 +215,23 @@ async def run_until_committed(
                     proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+    published_figures = (
+        {
+            "published_seconds": round(publish_s, 2),
+            "published_events_per_second": round(total / publish_s, 1),
+            # from the first updates out to the last (start-up and the first batch left
+            # out, events and time alike)
+            "published_sustained_events_per_second": (
+                round(steady_events / steady_s, 1) if steady_s else None
+            ),
+        }
+        if publish_s
+        else {}
+    )
     if done < total:
         print(f"[bench] {name} committed only {done}/{total} within {limit_s}s", flush=True)
         return {
+            **published_figures,
             "events": total,
             "processes": len(argvs),
             "completed": False,
@@ -247,19 +261,7 @@ async def run_until_committed(
         "cpu_seconds": round(cpu, 2),
         "events_per_cpu_second": round(total / cpu, 1) if cpu else None,
         "sustained_events_per_second": sustained(timeline, total),
-        **(
-            {
-                "published_seconds": round(publish_s, 2),
-                "published_events_per_second": round(total / publish_s, 1),
-                # from the first updates out to the last (start-up and the first
-                # batch left out, events and time alike)
-                "published_sustained_events_per_second": (
-                    round(steady_events / steady_s, 1) if steady_s else None
-                ),
-            }
-            if publish_s
-            else {}
-        ),
+        **published_figures,
     }
 
 
@@ -328,12 +330,16 @@ def profile_summary(raw: Path) -> dict[str, Any]:
         own[leaf] = own.get(leaf, 0) + n
         name = next(p for p, marks in PARTS if any(m in f for f in frames for m in marks))
         parts[name] += n
-    if not total:
+    startup = parts.pop(PARTS[0][0])
+    running = total - startup
+    if not running:
         return {"samples": 0}
     return {
         "tool": "py-spy record --nonblocking, 200 Hz, on a single-process run of its own",
         "samples": total,
-        "share_of_cpu": {k: round(v / total, 3) for k, v in parts.items()},
+        "startup_share": round(startup / total, 3),
+        # of the samples after start-up (the imports' share shrinks with the run length)
+        "share_of_cpu": {k: round(v / running, 3) for k, v in parts.items()},
         "top_own_time": {
             k: round(v / total, 3) for k, v in sorted(own.items(), key=lambda kv: -kv[1])[:15]
         },
@@ -466,7 +472,7 @@ def report(
     for name, value in ratios.items():
         print(f"[bench] {name} = {value:.2f}", flush=True)
     if profile.get("samples"):
-        print("[bench] where the single process's CPU goes:", flush=True)
+        print("[bench] where the single process's CPU goes (start-up left out):", flush=True)
         for part, share in profile["share_of_cpu"].items():
             print(f"[bench]   {share:6.1%}  {part}", flush=True)
     if ours is None or peer is None:
