@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 from typing import Any
 
 import httpx
 
 from tests.helpers import gateway as g
 from tests.helpers.infra import Topics
+from tests.helpers.kafka import produce
 from tickwire.events.wire import Bar
 from tickwire.mongo import documents
 
@@ -119,3 +122,26 @@ async def test_bars_across_buckets_in_both_directions(
         assert closes(await http.get("/v1/bars/AAPL", params={**window, "limit": 1000})) == [
             1.5 + m for m in minutes if 100 <= m < 2 * span + 5
         ]
+
+
+async def test_quotes_are_the_newest_read_from_kafka_with_mongodb_behind(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
+) -> None:
+    """The processor publishes first and persists behind: the query API answers with the
+    newest state the gateway read from ticker.updates, not MongoDB's older copy."""
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
+    await mongo.quotes.insert_many([g.quote_doc("AAPL", 4), g.quote_doc("MSFT", 2)])
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
+    async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
+        # MongoDB's AAPL v4 came first; Kafka now has v6 and v7, MongoDB not yet
+        await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", v) for v in (6, 7)])
+        deadline = time.monotonic() + 30
+        while (await http.get("/v1/quotes/AAPL")).json()["version"] != 7:
+            assert time.monotonic() < deadline, "the query API never showed Kafka's v7"
+            await asyncio.sleep(0.1)
+        many = (await http.get("/v1/quotes", params={"symbols": "AAPL,NOPE,MSFT"})).json()
+        assert [(q["symbol"], q["version"]) for q in many["quotes"]] == [("AAPL", 7), ("MSFT", 2)]
+        assert many["missing"] == ["NOPE"]
+        assert "partition" not in many["quotes"][1]  # MongoDB's bookkeeping stays inside
+        assert (await http.get("/v1/quotes/NOPE")).status_code == 404
+        assert (await mongo.quotes.find_one({"_id": "AAPL"}))["version"] == 4

@@ -1,10 +1,14 @@
-"""The query API, served from MongoDB: a dashboard's first paint and history chart.
+"""The query API: a dashboard's first paint and history chart.
 
     GET /v1/quotes/{symbol}                          one symbol's current state
     GET /v1/quotes?symbols=A,B                       several (missing ones listed apart)
     GET /v1/bars/{symbol}?interval=1m&from=&to=&limit=
                                                      bars by start time; without `from`,
                                                      the latest `limit` bars before `to`
+Quotes come from the hub's memory once it has caught up with Kafka: the newest state
+of every symbol read from ticker.updates (seeded from MongoDB at cold start), so at
+least as new as MongoDB, which the processor writes behind its publishes, and never a
+store round trip. Before that, and for bars, MongoDB answers.
 Invalid input answers 422 (FastAPI validation) or 400; unknown symbols 404; symbols the
 token does not allow 403; MongoDB unavailable 503. Client input never causes a 5xx.
 """
@@ -52,6 +56,20 @@ def _allow(principal: Principal, symbols: list[str]) -> None:
         raise HTTPException(403, f"not allowed: {', '.join(refused[:10])}")
 
 
+def _held(runtime: Runtime, symbols: list[str]) -> dict[str, bytes] | None:
+    """The hub's newest state (published JSON) of each symbol it holds; None while the
+    hub has not caught up with Kafka (then MongoDB answers)."""
+    hub = runtime.hub
+    if hub is None or not hub.ready.is_set():
+        return None
+    out: dict[str, bytes] = {}
+    for symbol in symbols:
+        held = hub.quotes.get(symbol)
+        if held is not None:
+            out[symbol] = held[1]
+    return out
+
+
 def _unavailable(exc: PyMongoError) -> HTTPException:
     return HTTPException(503, f"store unavailable: {type(exc).__name__}")
 
@@ -60,6 +78,11 @@ def _unavailable(exc: PyMongoError) -> HTTPException:
 async def get_quote(request: Request, symbol: SymbolPath) -> Response:
     runtime, principal = _caller(request)
     _allow(principal, [symbol])
+    held = _held(runtime, [symbol])
+    if held is not None:
+        if symbol not in held:
+            raise HTTPException(404, f"no quote for {symbol}")
+        return Response(held[symbol], media_type="application/json")
     try:
         doc = await runtime.db.quotes.find_one({"_id": symbol})
     except PyMongoError as exc:
@@ -83,6 +106,11 @@ async def get_quotes(
     if bad:
         raise HTTPException(422, f"not a valid symbol: {bad[0][:40]!r}")
     _allow(principal, wanted)
+    held = _held(runtime, wanted)
+    if held is not None:
+        missing = [s for s in wanted if s not in held]
+        body = b'{"quotes":[' + b",".join(held[s] for s in wanted if s in held) + b'],"missing":'
+        return Response(body + _ENCODER.encode(missing) + b"}", media_type="application/json")
     try:
         # point reads by _id, concurrently: FerretDB v1 answers `$in` by reading the
         # whole collection, an `_id` equality it pushes down to its backend
