@@ -319,7 +319,7 @@ def profile_summary(raw: Path) -> dict[str, Any]:
     parts: dict[str, int] = dict.fromkeys((name for name, _ in PARTS), 0)
     own: dict[str, int] = {}
     total = 0
-    for line in raw.read_text().splitlines():
+    for line in raw.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
