@@ -208,6 +208,7 @@ class Stack:
             procs.spawn(argv, d / "postgres.log", d / "postgres.pid", cwd=d)
         print(f"[stack] waiting for PostgreSQL on 127.0.0.1:{info.postgres_port}...", flush=True)
         postgres.wait_ready(bindir, info.postgres_port, d / "postgres.log")
+        postgres.install_indexing(bindir, info.postgres_port, d / "postgres.log")
 
     def _start_ferretdb(self, info: StackInfo, binary: Path) -> None:
         d = self.root / "ferretdb"
