@@ -54,7 +54,7 @@ bench: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-qu
 .PHONY: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query
 bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
 	$(BIN)/python -m bench.ingest
-bench-processor: install ## Processor vs Quix Streams, same aggregation, same broker and store
+bench-processor: install ## Processor (1 and 2 processes, py-spy profile) vs Quix Streams; quick: BENCH_EVENTS=200000 BENCH_SIDES=ours,profile
 	$(BIN)/python -m bench.processor
 bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6
 	$(BIN)/python -m bench.gateway
