@@ -5,11 +5,12 @@ since its FerretDB and broker are killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from tests.helpers.processor_reference import Expected, compute
 from tests.helpers.processor_run import in_process, settings_for, wait_settled
 from tests.helpers.processor_tape import produce_tape, random_tape
 from tickwire.devstack.procs import read_pid
-from tickwire.devstack.stack import Stack
+from tickwire.devstack.stack import Stack, StackInfo
 from tickwire.events.wire import STATE_DECODER
 from tickwire.kafka.clients import make_consumer
 from tickwire.kafka.topics import ensure_topics
@@ -53,23 +54,33 @@ async def _expected(bootstrap: str, topic: str, count: int) -> Expected:
     )
 
 
-@pytest.mark.timeout(400)
-async def test_mongodb_and_kafka_outages_pause_then_resume(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _private_stack(
+    tmp_path: Path, partitions: int
+) -> AsyncIterator[tuple[Stack, StackInfo, AsyncMongoClient[Any], Topics, str]]:
+    """A stack of this test's own (its FerretDB and broker get killed), with fresh
+    topics of `partitions` partitions and a fresh database name; stopped afterwards."""
     stack = Stack(tmp_path / "stack")
     info = await asyncio.to_thread(stack.up)
     client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
     try:
-        bootstrap, topics, db_name = (
-            info.bootstrap_servers,
-            Topics.fresh(),
-            unique("tw").replace("-", "_"),
-        )
+        topics, db_name = Topics.fresh(), unique("tw").replace("-", "_")
         await ensure_topics(
-            bootstrap,
+            info.bootstrap_servers,
             [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
-            partitions=3,
+            partitions=partitions,
             replication=1,
         )
+        yield stack, info, client, topics, db_name
+    finally:
+        await client.close()
+        await asyncio.to_thread(stack.down)
+
+
+@pytest.mark.timeout(400)
+async def test_mongodb_and_kafka_outages_pause_then_resume(tmp_path: Path) -> None:
+    async with _private_stack(tmp_path, 3) as (stack, info, client, topics, db_name):
+        bootstrap = info.bootstrap_servers
         tape = random_tape(symbols=8, events=3000, seed=17, step_ms=25, late_every=89)
         settings = settings_for(bootstrap, info.mongodb_url, db_name, topics, retry_cap_seconds=1.0)
         db = client[db_name]
@@ -101,9 +112,6 @@ async def test_mongodb_and_kafka_outages_pause_then_resume(tmp_path: Path) -> No
 
         assert quote_differences([d async for d in db.quotes.find({})], expected) == []
         assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
-    finally:
-        await client.close()
-        await asyncio.to_thread(stack.down)
 
 
 async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
@@ -114,21 +122,8 @@ async def _not(check: Callable[[], Awaitable[bool]]) -> bool:
 async def test_mongodb_down_during_a_rebalance_pauses_the_partitions_then_resumes(
     tmp_path: Path,
 ) -> None:
-    stack = Stack(tmp_path / "stack")
-    info = await asyncio.to_thread(stack.up)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
-    try:
-        bootstrap, topics, db_name = (
-            info.bootstrap_servers,
-            Topics.fresh(),
-            unique("tw").replace("-", "_"),
-        )
-        await ensure_topics(
-            bootstrap,
-            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
-            partitions=2,
-            replication=1,
-        )
+    async with _private_stack(tmp_path, 2) as (stack, info, client, topics, db_name):
+        bootstrap = info.bootstrap_servers
         tape = random_tape(symbols=6, events=1200, seed=23, step_ms=20)
         settings = settings_for(
             bootstrap, info.mongodb_url, db_name, topics, topic_partitions=2, retry_cap_seconds=1.0
@@ -172,9 +167,6 @@ async def test_mongodb_down_during_a_rebalance_pauses_the_partitions_then_resume
 
         assert quote_differences([d async for d in db.quotes.find({})], expected) == []
         assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
-    finally:
-        await client.close()
-        await asyncio.to_thread(stack.down)
 
 
 async def _committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
@@ -225,21 +217,8 @@ async def test_with_mongodb_down_updates_keep_flowing_and_nothing_is_committed_u
     """Kafka is the log, MongoDB runs behind: while FerretDB is dead every update still
     reaches ticker.updates, no offset is committed (nothing can be persisted), and once
     it is back MongoDB catches up to exactly the reference."""
-    stack = Stack(tmp_path / "stack")
-    info = await asyncio.to_thread(stack.up)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
-    try:
-        bootstrap, topics, db_name = (
-            info.bootstrap_servers,
-            Topics.fresh(),
-            unique("tw").replace("-", "_"),
-        )
-        await ensure_topics(
-            bootstrap,
-            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
-            partitions=3,
-            replication=1,
-        )
+    async with _private_stack(tmp_path, 3) as (stack, info, client, topics, db_name):
+        bootstrap = info.bootstrap_servers
         tape = random_tape(symbols=8, events=2400, seed=29, step_ms=25, late_every=61)
         settings = settings_for(bootstrap, info.mongodb_url, db_name, topics, retry_cap_seconds=1.0)
         db = client[db_name]
@@ -273,9 +252,6 @@ async def test_with_mongodb_down_updates_keep_flowing_and_nothing_is_committed_u
             )
         assert quote_differences([d async for d in db.quotes.find({})], expected) == []
         assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
-    finally:
-        await client.close()
-        await asyncio.to_thread(stack.down)
 
 
 async def _equals(value: Awaitable[dict[int, int]], want: dict[int, int]) -> bool:
@@ -293,21 +269,8 @@ async def test_with_mongodb_down_the_unwritten_bars_reach_their_bound_and_hold_t
     """Memory stays bounded during a long outage: once the closed bars waiting for
     MongoDB reach `persist_max_pending_bars`, the loop waits (backpressure) with the rest
     left in Kafka; when MongoDB is back everything is written, exactly the reference."""
-    stack = Stack(tmp_path / "stack")
-    info = await asyncio.to_thread(stack.up)
-    client: AsyncMongoClient[Any] = AsyncMongoClient(info.mongodb_url, tz_aware=True)
-    try:
-        bootstrap, topics, db_name = (
-            info.bootstrap_servers,
-            Topics.fresh(),
-            unique("tw").replace("-", "_"),
-        )
-        await ensure_topics(
-            bootstrap,
-            [topics.raw, topics.updates, topics.bars, topics.late, topics.dlq],
-            partitions=3,
-            replication=1,
-        )
+    async with _private_stack(tmp_path, 3) as (stack, info, client, topics, db_name):
+        bootstrap = info.bootstrap_servers
         # 8 symbols, 40 ms apart: every symbol closes a 1s bar every few events
         tape = random_tape(symbols=8, events=2000, seed=31, step_ms=40)
         settings = settings_for(
@@ -347,6 +310,3 @@ async def test_with_mongodb_down_the_unwritten_bars_reach_their_bound_and_hold_t
             assert _gauge("tickwire_processor_persist_backpressure") == 0
         assert quote_differences([d async for d in db.quotes.find({})], expected) == []
         assert bar_differences([d async for d in db.bars.find({})], expected.closed_bars()) == []
-    finally:
-        await client.close()
-        await asyncio.to_thread(stack.down)
