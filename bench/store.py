@@ -138,7 +138,7 @@ def _round(writer: int, n: int) -> Documents:
     second = DAY + dt.timedelta(hours=14, seconds=n)
     for i in range(PER_WRITER):
         symbol = f"W{writer}S{i:02d}"
-        docs.quotes.append(_quote(symbol, n + 1, writer))
+        docs.quotes[symbol] = _quote(symbol, n + 1, writer)
         write = documents.bucket_write(_bar(symbol, second, dt.timedelta(seconds=1)))
         docs.bars[write.id] = write
     return docs

@@ -104,7 +104,7 @@ def test_absorb_keeps_every_closed_bar_and_the_latest_quote() -> None:
     early, late = docs(0, 1), docs(0, 1, 2, BARS_PER_BUCKET + 1)
     late_bars = {b.start for w in late.bars.values() for b in decode_bucket(_stored(w)[w.id])}
     early.absorb(late)
-    assert [q.raw for q in early.quotes] == [q.raw for q in late.quotes]
+    assert [q.raw for q in early.quotes.values()] == [q.raw for q in late.quotes.values()]
     merged = {b.start for w in early.bars.values() for b in decode_bucket(_stored(w)[w.id])}
     assert merged == late_bars
     assert len(merged) == 4

@@ -51,7 +51,7 @@ def _bar(symbol: str, second: int) -> Bar:
 
 
 def _docs(quotes: list[QuoteDoc], bars: tuple[Bar, ...] = ()) -> Documents:
-    docs = Documents(quotes=quotes)
+    docs = Documents(quotes={quote.id: quote for quote in quotes})
     for bar in bars:
         write = bucket_write(bar)
         docs.absorb(Documents(bars={write.id: write}))
@@ -73,7 +73,7 @@ class Recorder:
         await self.release.wait()
         if self.fail is not None:
             raise self.fail
-        quotes = {doc.id: bson.decode(doc.raw.raw)["version"] for doc in docs.quotes}
+        quotes = {doc.id: bson.decode(doc.raw.raw)["version"] for doc in docs.quotes.values()}
         bars = sorted(slot for w in docs.bars.values() for slot in w.bars)
         self.log.append(("write", (quotes, bars)))
 

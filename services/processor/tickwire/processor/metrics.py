@@ -69,3 +69,16 @@ UNPROCESSABLE = Counter(
     "tickwire_processor_unprocessable_total",
     "records that made processing fail unexpectedly, isolated and dead-lettered",
 )
+PERSIST_PENDING = Gauge(
+    "tickwire_processor_persist_pending_documents",
+    "documents published but not yet written to MongoDB (coalesced per symbol)",
+)
+PERSIST_BACKPRESSURE = Gauge(
+    "tickwire_processor_persist_backpressure",
+    "1 while the loop waits because too many closed bars are not yet written",
+)
+PERSIST_LAG = Histogram(
+    "tickwire_processor_persist_lag_seconds",
+    "time from a batch's publish to the MongoDB write and commit covering it",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)

@@ -27,25 +27,11 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from aiokafka.structs import TopicPartition
-from prometheus_client import Gauge, Histogram
 
+from tickwire.processor import metrics as m
 from tickwire.processor.store import Documents
 
 log = logging.getLogger(__name__)
-
-PENDING = Gauge(
-    "tickwire_processor_persist_pending_documents",
-    "documents published but not yet written to MongoDB (coalesced per symbol)",
-)
-BACKPRESSURE = Gauge(
-    "tickwire_processor_persist_backpressure",
-    "1 while the loop waits because too many closed bars are not yet written",
-)
-PERSIST_LAG = Histogram(
-    "tickwire_processor_persist_lag_seconds",
-    "time from a batch's publish to the MongoDB write and commit covering it",
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
-)
 
 
 class Persister:
@@ -96,19 +82,19 @@ class Persister:
 
         async with self._changed:
             if not room():
-                BACKPRESSURE.set(1)
+                m.PERSIST_BACKPRESSURE.set(1)
                 log.warning(
                     "%d closed bars wait for MongoDB: holding the loop back", self.pending_bars
                 )
                 await self._changed.wait_for(room)
-                BACKPRESSURE.set(0)
+                m.PERSIST_BACKPRESSURE.set(0)
                 self._raise_if_broken()
             self._pending.absorb(docs)
             self._offsets.update(offsets)
             if self._oldest is None:
                 self._oldest = time.monotonic()
             self._submitted += 1
-            PENDING.set(len(self._pending) + self._writing_bars)
+            m.PERSIST_PENDING.set(len(self._pending) + self._writing_bars)
             self._changed.notify_all()
 
     async def flush(self) -> None:
@@ -159,11 +145,11 @@ class Persister:
             if offsets:
                 await self._commit(offsets)
             if oldest is not None:
-                PERSIST_LAG.observe(time.monotonic() - oldest)
+                m.PERSIST_LAG.observe(time.monotonic() - oldest)
             async with self._changed:
                 self._writing_bars = 0
                 self._done = seq
-                PENDING.set(len(self._pending))
+                m.PERSIST_PENDING.set(len(self._pending))
                 self._changed.notify_all()
 
     def _broken(self) -> bool:

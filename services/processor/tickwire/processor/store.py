@@ -91,7 +91,7 @@ class Documents:
     MongoDB cannot hold (an integer past 64 bits, a date past year 9999) shows up, so
     the loop builds them before it publishes anything."""
 
-    quotes: list[QuoteDoc] = field(default_factory=list)
+    quotes: dict[str, QuoteDoc] = field(default_factory=dict)  # by symbol
     bars: dict[str, BucketWrite] = field(default_factory=dict)  # by bucket id
 
     def __len__(self) -> int:
@@ -102,10 +102,7 @@ class Documents:
         publishes, several batches per write): a symbol's quotes document is the later
         one (the same writer, so never an older version), closed bars are all kept,
         one bucket update carrying every bar of that bucket."""
-        if later.quotes:
-            merged = {doc.id: doc for doc in self.quotes}
-            merged.update((doc.id, doc) for doc in later.quotes)
-            self.quotes = list(merged.values())
+        self.quotes.update(later.quotes)
         for bucket_id, write in later.bars.items():
             mine = self.bars.get(bucket_id)
             if mine is None:
@@ -233,7 +230,7 @@ class StateStore:
             if wire is None:  # only late events touched it: the state is unchanged
                 wire = state.to_wire(state.offset)
             doc = state.to_doc(wire)
-            out.quotes.append(QuoteDoc(doc["_id"], _older_than(doc), _raw(doc)))
+            out.quotes[doc["_id"]] = QuoteDoc(doc["_id"], _older_than(doc), _raw(doc))
         for change in outcome.closed:
             write = bucket_write(change.bar.to_wire(change.symbol, change.interval, final=True))
             bson.encode(write.update())  # raises here for a value BSON cannot hold
@@ -250,7 +247,7 @@ class StateStore:
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
         await self._write_bars(list(docs.bars.values()))
-        await self._write_quotes(docs.quotes)
+        await self._write_quotes(list(docs.quotes.values()))
         return len(docs)
 
     async def _write_quotes(self, docs: list[QuoteDoc]) -> None:
