@@ -43,6 +43,10 @@ test: install browser postgres ## Run every test: unit, integration and e2e agai
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+.PHONY: test-slow
+test-slow: install browser postgres ## Run the long scenarios (marked `slow`) that `make test` leaves out
+	$(BIN)/pytest -m slow $(PYTEST_ARGS)
+
 .PHONY: test-unit
 test-unit: install ## Run the unit tests only (no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
