@@ -13,8 +13,6 @@ only after publish and persistence covering them), not after a sleep."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -30,6 +28,7 @@ from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 
 from tests.helpers import infra
+from tests.helpers.faults import paused
 from tests.helpers.ingest import now_iso, running_ingest
 from tests.helpers.ingest import settings_for as ingest_settings_for
 from tests.helpers.ingest_fuzz import read_to_end
@@ -146,12 +145,9 @@ async def test_a_timed_out_batch_retried_with_the_same_ids_is_counted_once(
         stalled = batch("stalled", 40)
         broker = procs.read_pid(stack.kafka_dir(1) / "kafka.pid")
         assert broker is not None
-        os.kill(broker, signal.SIGSTOP)
-        try:
+        with paused(broker, listens_on=int(bootstrap.rsplit(":", 1)[1])):
             posted.extend(stalled)
             first = await client.post("/v1/events:batch", json=stalled)
-        finally:
-            os.kill(broker, signal.SIGCONT)
         assert first.status_code == 503, first.text  # not accepted: retry with the same ids
 
         await post_until_accepted(stalled)
