@@ -4,6 +4,7 @@
     ├── RetriableError            a dependency is unavailable for now (Kafka, MongoDB)
     │   └── BackpressureError     too much in flight; shed load and retry later
     └── PermanentError            the input or the configuration is wrong; do not retry
+        ├── ConfigError           a setting cannot be used as given: refuse to start
         └── PoisonMessageError    a Kafka record cannot be parsed or processed
 
 Services extend this tree (e.g. the gateway's cursor errors) rather than start another.
@@ -32,6 +33,10 @@ class PermanentError(TickwireError):
     """Trying again with the same input will fail the same way."""
 
     retriable = False
+
+
+class ConfigError(PermanentError):
+    """A setting cannot be used as given; the message names it. Raised at start."""
 
 
 class PoisonMessageError(PermanentError):

@@ -5,7 +5,9 @@ All variables carry the `TICKWIRE_` prefix, e.g. `TICKWIRE_KAFKA_BOOTSTRAP`.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pathlib import Path
+
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -16,6 +18,28 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers")
     kafka_client_id: str = Field("tickwire", description="client.id prefix for Kafka clients")
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_sasl_mechanism: str = Field(
+        "SCRAM-SHA-512", description="SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN (PLAIN over TLS only)"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (wins over the variable)"
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle (PEM) for the brokers' certificates; default: system's"
+    )
+    kafka_ssl_certfile: Path | None = Field(None, description="client certificate (PEM), mTLS")
+    kafka_ssl_keyfile: Path | None = Field(None, description="client certificate's key (PEM)")
+    kafka_ssl_key_password_file: Path | None = Field(
+        None, description="file holding the client key's password"
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="the broker's certificate must name the host dialled"
+    )
     mongodb_url: str = Field("mongodb://127.0.0.1:27017/", description="MongoDB URL")
     mongodb_db: str = Field("tickwire", description="MongoDB database name")
 

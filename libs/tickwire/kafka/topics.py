@@ -6,8 +6,11 @@ import contextlib
 import logging
 from collections.abc import Iterable
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+
+from tickwire.kafka.clients import make_admin
+from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -20,11 +23,12 @@ async def ensure_topics(
     replication: int,
     retention_ms: int | None = None,
     compacted: Iterable[str] = (),
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create each topic that does not exist yet; existing topics are left as they are."""
     wanted = list(dict.fromkeys(topics))
     compact = set(compacted)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickwire-admin")
+    admin = make_admin(bootstrap, security=security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -47,9 +51,9 @@ async def ensure_topics(
         await admin.close()
 
 
-async def partitions_for(bootstrap: str, topic: str) -> int:
+async def partitions_for(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> int:
     """How many partitions a topic has (0 when it does not exist)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tickwire-admin")
+    admin = make_admin(bootstrap, security=security)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
