@@ -2,6 +2,15 @@
 
 One node runs broker and controller combined; three nodes form a quorum with RF 3 and
 min.insync.replicas 2 for the fault tests.
+
+A secure stack (`tickwire-stack up --secure`, `Secure`) has one client listener,
+SASL_SSL: TLS with the stack's own certificates (`certs.py`, a PEM keystore), and SASL
+with SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN. SCRAM users are created with the broker's
+own tool at format time (`kafka-storage format --add-scram`); PLAIN users are listed in
+the listener's JAAS configuration. Brokers talk to each other over the same listener
+as user `broker` (SCRAM-SHA-512). The KRaft controller listener stays PLAINTEXT on
+127.0.0.1: it is reachable only from this machine (docs/operations.md says what to do
+in production).
 """
 
 from __future__ import annotations
@@ -15,8 +24,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tickwire.devstack import procs
+from tickwire.devstack import certs, procs
 from tickwire.devstack.errors import StartupError
 from tickwire.devstack.paths import KAFKA_POM, KAFKA_VERSION, cache_dir
 from tickwire.devstack.tools import require, require_java
@@ -45,6 +55,48 @@ class KafkaNode:
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class Secure:
+    """A secure stack's TLS files and SASL users (see the module docstring)."""
+
+    tls: certs.StackCerts
+    client_user: str
+    client_password: str
+    broker_password: str
+
+    def listener_properties(self) -> list[str]:
+        """server.properties lines for the SASL_SSL listener."""
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule required"
+        broker = f'username="broker" password="{self.broker_password}"'
+        return [
+            "sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN",
+            "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+            f"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram} {broker};",
+            f"listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram};",
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain} {broker}"
+            f' user_broker="{self.broker_password}"'
+            f' user_{self.client_user}="{self.client_password}";',
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.tls.server}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.tls.ca}",
+            "ssl.client.auth=requested",
+            "ssl.endpoint.identification.algorithm=https",
+        ]
+
+    def scram_users(self) -> list[str]:
+        """`kafka-storage format` arguments creating the SCRAM users."""
+        out = []
+        for mechanism in ("SCRAM-SHA-512", "SCRAM-SHA-256"):
+            for name, password in (
+                ("broker", self.broker_password),
+                (self.client_user, self.client_password),
+            ):
+                out += ["--add-scram", f"{mechanism}=[name={name},password={password}]"]
+        return out
 
 
 def libs_dir() -> Path:
@@ -90,22 +142,28 @@ def cluster_id() -> str:
 
 
 def server_properties(
-    node: KafkaNode, nodes: list[KafkaNode], data_dir: Path, partitions: int
+    node: KafkaNode,
+    nodes: list[KafkaNode],
+    data_dir: Path,
+    partitions: int,
+    secure: Secure | None = None,
 ) -> str:
     """The server.properties of one node of the given cluster."""
     rf = 3 if len(nodes) >= 3 else 1
     min_isr = 2 if rf == 3 else 1
     voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes)
+    client = "SASL_SSL" if secure is not None else "PLAINTEXT"
     return "\n".join(
         [
             "process.roles=broker,controller",
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
-            f"listeners=PLAINTEXT://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+            f"listeners={client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners={client}://127.0.0.1:{node.port}",
             "controller.listener.names=CONTROLLER",
-            "inter.broker.listener.name=PLAINTEXT",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            f"inter.broker.listener.name={client}",
+            f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
+            *(secure.listener_properties() if secure is not None else []),
             f"log.dirs={data_dir}",
             f"num.partitions={partitions}",
             f"default.replication.factor={rf}",
@@ -142,8 +200,11 @@ def java_argv(
     return [*argv, main_class, *args]
 
 
-def format_storage(libs: Path, config: Path, cid: str, log4j: Path) -> None:
-    """Format a node's KRaft storage directory (idempotent: skipped once formatted)."""
+def format_storage(
+    libs: Path, config: Path, cid: str, log4j: Path, secure: Secure | None = None
+) -> None:
+    """Format a node's KRaft storage directory (idempotent: skipped once formatted),
+    creating a secure stack's SCRAM users."""
     argv = java_argv(
         libs,
         "kafka.tools.StorageTool",
@@ -153,6 +214,7 @@ def format_storage(libs: Path, config: Path, cid: str, log4j: Path) -> None:
         "-c",
         str(config),
         "--ignore-formatted",
+        *(secure.scram_users() if secure is not None else []),
         heap="256m",
         log4j=log4j,
     )
@@ -161,10 +223,10 @@ def format_storage(libs: Path, config: Path, cid: str, log4j: Path) -> None:
         raise StartupError(f"formatting Kafka storage failed: {result.stdout}{result.stderr}")
 
 
-async def _brokers_registered(bootstrap: str, expected: int) -> bool:
+async def _brokers_registered(bootstrap: str, expected: int, options: dict[str, Any]) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000, **options)
     try:
         await admin.start()
         cluster = await admin.describe_cluster()
@@ -175,14 +237,21 @@ async def _brokers_registered(bootstrap: str, expected: int) -> bool:
         await admin.close()
 
 
-def wait_ready(bootstrap: str, expected_brokers: int, log: Path, timeout: float = 90.0) -> None:
-    """Block until a metadata request lists every broker, or raise StartupError."""
+def wait_ready(
+    bootstrap: str,
+    expected_brokers: int,
+    log: Path,
+    timeout: float = 90.0,
+    options: dict[str, Any] | None = None,
+) -> None:
+    """Block until a metadata request lists every broker, or raise StartupError.
+    `options`: the client's security (`KafkaSecurity.options()`) on a secure stack."""
     deadline = time.monotonic() + timeout
     first = bootstrap.split(",")[0]
     host, port = first.rsplit(":", 1)
     while time.monotonic() < deadline:
         if procs.port_open(host, int(port)) and asyncio.run(
-            _brokers_registered(bootstrap, expected_brokers)
+            _brokers_registered(bootstrap, expected_brokers, options or {})
         ):
             return
         time.sleep(0.5)
