@@ -39,7 +39,7 @@ run: install postgres ## Run the whole system live: stack, ingest, processor, ga
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install browser postgres ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+test: install browser postgres redis ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -75,6 +75,13 @@ postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when mi
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y postgresql-15; \
+	fi
+
+.PHONY: redis
+redis: ## Install Debian's redis-server for the shared limits and the query cache (only when missing)
+	@if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y redis-server; \
 	fi
 
 .PHONY: browser
