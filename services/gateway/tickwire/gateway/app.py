@@ -36,6 +36,7 @@ from tickwire.gateway.stream import RAW_SEND, StreamEndpoint
 from tickwire.gateway.updates import QUOTE
 from tickwire.gateway.ws import router as ws_router
 from tickwire.kafka.clients import make_consumer
+from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.mongo.client import make_client, ping
 from tickwire.observability.http import REDMiddleware, health_router
@@ -138,15 +139,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
     """Start the consumer, MongoDB client, hub and loops; stop them all on exit."""
     settings = runtime.settings
+    security = KafkaSecurity.from_settings(settings)
     await ensure_topics(
         settings.kafka_bootstrap,
         [settings.topic_updates, settings.topic_bars],
         partitions=settings.topic_partitions,
         replication=settings.topic_replication,
         retention_ms=settings.topic_retention_ms,
+        security=security,
     )
     client_id = f"{settings.kafka_client_id}-gateway"
-    consumer = make_consumer(settings.kafka_bootstrap, client_id, fetch_max_wait_ms=100)
+    consumer = make_consumer(
+        settings.kafka_bootstrap, client_id, security=security, fetch_max_wait_ms=100
+    )
     await consumer.start()
     mongo = make_client(settings.mongodb_url)
     supervisor: Supervisor | None = None
@@ -165,7 +170,11 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
         runtime.db = db
         runtime.hub = hub
         runtime.resumer = Resumer(
-            hub, settings.kafka_bootstrap, client_id, settings.gateway_resume_timeout_s
+            hub,
+            settings.kafka_bootstrap,
+            client_id,
+            settings.gateway_resume_timeout_s,
+            security=security,
         )
         supervisor = Supervisor(
             KafkaReader(hub, consumer, db.quotes, settings.gateway_flush_ms / 1000),

@@ -25,6 +25,7 @@ from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.updates import BAR, PARSE_ERRORS, parse
+from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,19 @@ class PastRetentionError(Exception):
 class Resumer:
     """Subscribes connections, replaying what they missed when they bring a cursor."""
 
-    def __init__(self, hub: Hub, bootstrap: str, client_id: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        bootstrap: str,
+        client_id: str,
+        timeout_s: float,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.hub = hub
         self.bootstrap = bootstrap
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.security = security
 
     async def subscribe(
         self, conn: Connection, interest: Interest, position: tuple[int, list[int]] | None
@@ -124,6 +133,7 @@ class Resumer:
             enable_auto_commit=False,
             auto_offset_reset="none",
             request_timeout_ms=int(self.timeout_s * 1000),
+            **self.security.options(),
         )
 
     async def _read_kafka(

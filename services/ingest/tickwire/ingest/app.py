@@ -20,6 +20,7 @@ from tickwire.ingest.routes import events_router
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.settings import IngestSettings
 from tickwire.kafka.clients import make_producer
+from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.observability.http import REDMiddleware, health_router
 
@@ -45,6 +46,7 @@ async def kafka_ready(producer: AIOKafkaProducer, topic: str, within_s: float = 
 def create_app(settings: IngestSettings) -> FastAPI:
     """The ingest app; Kafka is connected (and ticks.raw created) by its lifespan."""
     authenticator = Authenticator(settings)  # a bad keys file fails here, before serving
+    security = KafkaSecurity.from_settings(settings)  # so do unusable Kafka TLS/SASL settings
     holder: dict[str, AIOKafkaProducer] = {}
 
     @asynccontextmanager
@@ -55,6 +57,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             partitions=settings.topic_partitions,
             replication=settings.topic_replication,
             retention_ms=settings.topic_retention_ms,
+            security=security,
         )
         producer = make_producer(
             settings.kafka_bootstrap,
@@ -63,6 +66,7 @@ def create_app(settings: IngestSettings) -> FastAPI:
             if settings.ingest_compression == "none"
             else settings.ingest_compression,
             request_timeout_ms=settings.ingest_request_timeout_ms,
+            security=security,
         )
         await producer.start()
         try:

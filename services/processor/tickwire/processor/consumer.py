@@ -44,6 +44,7 @@ from tickwire.core.backoff import Backoff
 from tickwire.core.errors import PoisonMessageError
 from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_consumer, make_producer
+from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
@@ -78,6 +79,7 @@ class ProcessorLoop:
     def __init__(self, settings: ProcessorSettings, store: StateStore) -> None:
         self.settings = settings
         self.store = store
+        self.security = KafkaSecurity.from_settings(settings)  # refused here if unusable
         self.aggregator = Aggregator(
             [Interval.parse(name) for name in settings.bar_intervals],
             settings.bar_grace_ms * 1000,
@@ -168,11 +170,14 @@ class ProcessorLoop:
             partitions=s.topic_partitions,
             replication=s.topic_replication,
             retention_ms=s.topic_retention_ms,
+            security=self.security,
         )
 
     async def _start_producer(self) -> None:
         producer = make_producer(
-            self.settings.kafka_bootstrap, f"{self.settings.kafka_client_id}-processor"
+            self.settings.kafka_bootstrap,
+            f"{self.settings.kafka_client_id}-processor",
+            security=self.security,
         )
         try:
             await producer.start()
@@ -188,6 +193,7 @@ class ProcessorLoop:
             s.kafka_bootstrap,
             f"{s.kafka_client_id}-processor",
             group_id=s.group_id,
+            security=self.security,
             group_instance_id=s.instance_id,
             session_timeout_ms=s.session_timeout_ms,
             max_partition_fetch_bytes=4 << 20,
