@@ -21,6 +21,7 @@ from tests.helpers.ingest import ingest_server
 from tests.helpers.ingest_inputs import quote_data, trade_data
 from tickwire.events import types
 from tickwire.ingest.settings import IngestSettings
+from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 from tickwire.kafka.topics import partitions_for
 
 
@@ -42,12 +43,17 @@ def threaded_ingest(settings: IngestSettings) -> Iterator[str]:
         thread.join(30)
 
 
-async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+async def read_to_end(
+    bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT
+) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of the topic, read up to the end offsets taken when called."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, **security.options()
+    )
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in range(await partitions_for(bootstrap, topic))]
+        count = await partitions_for(bootstrap, topic, security)
+        parts = [TopicPartition(topic, p) for p in range(count)]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
         for tp, first in (await consumer.beginning_offsets(parts)).items():

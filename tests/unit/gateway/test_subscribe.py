@@ -18,6 +18,7 @@ from tickwire.gateway.errors import (
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.gateway.subscribe import interest_from, max_rate_from
+from tickwire.redis.link import RedisLink
 
 KEY = "test-secret-key-that-is-long-enough-for-hs256-and-also-for-hs512!!"
 
@@ -131,14 +132,19 @@ def test_jwt_mode_needs_a_key() -> None:
         Authenticator(GatewaySettings(gateway_auth="jwt"))
 
 
-def test_limits_per_ip_and_subject() -> None:
-    limits = ConnectionLimits(per_ip=2, per_subject=1)
-    limits.acquire("1.1.1.1", "a")
+async def test_limits_per_ip_and_subject() -> None:
+    # no Redis configured: the caps hold in this process
+    limits = ConnectionLimits(2, 1, RedisLink.from_settings(GatewaySettings(gateway_auth="off")))
+    await limits.acquire("1.1.1.1", "a")
     with pytest.raises(TooManyConnectionsError):
-        limits.acquire("2.2.2.2", "a")
-    limits.acquire("1.1.1.1", None)
+        await limits.acquire("2.2.2.2", "a")
+    await limits.acquire("1.1.1.1", None)
     with pytest.raises(TooManyConnectionsError):
-        limits.acquire("1.1.1.1", None)
-    limits.release("1.1.1.1", "a")
-    limits.acquire("3.3.3.3", "a")
-    assert limits.by_ip == {"1.1.1.1": 1, "3.3.3.3": 1}
+        await limits.acquire("1.1.1.1", None)
+    await limits.release("1.1.1.1", "a")
+    await limits.acquire("3.3.3.3", "a")
+    assert limits.open_streams() == {
+        ("ip", "1.1.1.1"): 1,
+        ("ip", "3.3.3.3"): 1,
+        ("subject", "a"): 1,
+    }

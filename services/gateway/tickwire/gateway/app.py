@@ -28,6 +28,7 @@ from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.hub import FlushLoop, Hub, Janitor
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.query import router as query_router
+from tickwire.gateway.querycache import QueryCache
 from tickwire.gateway.reader import KafkaReader, discover_slots
 from tickwire.gateway.resume import Resumer
 from tickwire.gateway.runtime import Runtime
@@ -40,6 +41,7 @@ from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.mongo.client import make_client, ping
 from tickwire.observability.http import REDMiddleware, health_router
+from tickwire.redis.link import RedisLink
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -57,12 +59,17 @@ class GatewayApp(FastAPI):
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """The gateway app for these settings."""
+    redis = RedisLink.from_settings(settings)
     runtime = Runtime(
         settings=settings,
         auth=Authenticator(settings),
         limits=ConnectionLimits(
-            settings.gateway_max_connections_per_ip, settings.gateway_max_connections_per_subject
+            settings.gateway_max_connections_per_ip,
+            settings.gateway_max_connections_per_subject,
+            redis,
         ),
+        redis=redis,
+        query_cache=QueryCache(redis, settings),
     )
     if settings.gateway_auth == "off":
         log.warning("gateway auth is off: anonymous clients may subscribe to every symbol")
@@ -176,10 +183,15 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             settings.gateway_resume_timeout_s,
             security=security,
         )
+        reader = KafkaReader(hub, consumer, db.quotes, settings.gateway_flush_ms / 1000)
+        reader.on_final = runtime.query_cache.finals.applied
+        await runtime.redis.connect()
         supervisor = Supervisor(
-            KafkaReader(hub, consumer, db.quotes, settings.gateway_flush_ms / 1000),
+            reader,
             FlushLoop(hub, settings.gateway_flush_ms / 1000),
             Janitor(hub, settings.gateway_heartbeat_s, settings.gateway_slow_client_timeout_s),
+            runtime.redis,
+            runtime.limits.counter,
         )
         await supervisor.start()
         yield
@@ -193,3 +205,4 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             await supervisor.stop()
         await consumer.stop()
         await mongo.close()
+        await runtime.redis.close()

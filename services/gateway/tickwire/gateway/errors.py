@@ -6,12 +6,15 @@
         ├── UnauthorizedError         401: no valid token
         ├── ForbiddenError            403: the token does not allow these symbols
         ├── TooManyConnectionsError   429: a per-IP or per-subject limit is reached
-        └── NotReadyError             503: the cache is not warm yet (retriable)
+        ├── NotReadyError             503: the cache is not warm yet (retriable)
+        └── LimitsDownError           503 + Retry-After: Redis is down, fail-closed
 
 A cursor from another topic, cluster or generation is not an error: it resumes as a reset.
 """
 
 from __future__ import annotations
+
+import math
 
 from tickwire.core.errors import PermanentError
 
@@ -24,6 +27,10 @@ class GatewayError(PermanentError):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers to answer with (Retry-After where one is known)."""
+        return {}
 
 
 class BadRequestError(GatewayError):
@@ -55,3 +62,18 @@ class NotReadyError(GatewayError):
 
     status = 503
     retriable = True
+
+
+class LimitsDownError(GatewayError):
+    """The shared connection limits cannot be checked (Redis down) and the policy is
+    fail-closed; retry after `retry_after` seconds."""
+
+    status = 503
+    retriable = True
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}

@@ -1,37 +1,51 @@
-"""Connection limits per client IP and per subject (429 beyond them)."""
+"""Connection limits per client IP and per subject (429 beyond them), held across every
+gateway replica through Redis when `TICKWIRE_REDIS_URL` is set.
+
+The counting, the leases that make a crashed replica's connections stop counting, and
+the fallback (fail-open: these caps on this replica's own streams; fail-closed: 503 with
+Retry-After) are tickwire.redis.connections'; this module maps them to the gateway's
+errors. Without Redis the same caps hold per replica.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
+from tickwire.gateway.errors import LimitsDownError, TooManyConnectionsError
+from tickwire.redis.connections import Scope, SharedConnectionCounter
+from tickwire.redis.errors import LimitsUnavailableError
+from tickwire.redis.link import RedisLink
 
-from tickwire.gateway.errors import TooManyConnectionsError
+_MESSAGES = {
+    "ip": "too many streams from this address",
+    "subject": "too many streams for this subject",
+}
 
 
 class ConnectionLimits:
     """Counts open streams; `acquire` refuses beyond the limits, `release` frees."""
 
-    def __init__(self, per_ip: int, per_subject: int) -> None:
+    def __init__(self, per_ip: int, per_subject: int, link: RedisLink) -> None:
         self.per_ip = per_ip
         self.per_subject = per_subject
-        self.by_ip: Counter[str] = Counter()
-        self.by_subject: Counter[str] = Counter()
+        self.counter = SharedConnectionCounter(link, {"ip": per_ip, "subject": per_subject})
 
-    def acquire(self, ip: str, subject: str | None) -> None:
-        """Count one more stream, or raise TooManyConnectionsError."""
-        if self.by_ip[ip] >= self.per_ip:
-            raise TooManyConnectionsError("too many streams from this address")
-        if subject is not None and self.by_subject[subject] >= self.per_subject:
-            raise TooManyConnectionsError("too many streams for this subject")
-        self.by_ip[ip] += 1
-        if subject is not None:
-            self.by_subject[subject] += 1
+    @staticmethod
+    def _scopes(ip: str, subject: str | None) -> list[Scope]:
+        return [("ip", ip)] if subject is None else [("ip", ip), ("subject", subject)]
 
-    def release(self, ip: str, subject: str | None) -> None:
+    async def acquire(self, ip: str, subject: str | None) -> None:
+        """Count one more stream, or raise TooManyConnectionsError (429), or
+        LimitsDownError (503) when Redis is down and the policy is fail-closed."""
+        try:
+            refused = await self.counter.acquire(self._scopes(ip, subject))
+        except LimitsUnavailableError as exc:
+            raise LimitsDownError(exc.message, exc.retry_after) from None
+        if refused is not None:
+            raise TooManyConnectionsError(_MESSAGES[refused])
+
+    async def release(self, ip: str, subject: str | None) -> None:
         """Count one stream fewer."""
-        self.by_ip[ip] -= 1
-        if self.by_ip[ip] <= 0:
-            del self.by_ip[ip]
-        if subject is not None:
-            self.by_subject[subject] -= 1
-            if self.by_subject[subject] <= 0:
-                del self.by_subject[subject]
+        await self.counter.release(self._scopes(ip, subject))
+
+    def open_streams(self) -> dict[Scope, int]:
+        """This replica's open streams per scope."""
+        return dict(self.counter.local)

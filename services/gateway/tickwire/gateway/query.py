@@ -8,7 +8,9 @@
 Quotes come from the hub's memory once it has caught up with Kafka: the newest state
 of every symbol read from ticker.updates (seeded from MongoDB at cold start), so at
 least as new as MongoDB, which the processor writes behind its publishes, and never a
-store round trip. Before that, and for bars, MongoDB answers.
+store round trip. Before that, and for bars, MongoDB answers, read through the Redis
+cache shared by the replicas when `TICKWIRE_REDIS_URL` is set (tickwire.gateway.
+querycache: keyed by what the gateway has applied, so never older than that).
 Invalid input answers 422 (FastAPI validation) or 400; unknown symbols 404; symbols the
 token does not allow 403; MongoDB unavailable 503. Client input never causes a 5xx.
 """
@@ -83,6 +85,9 @@ async def get_quote(request: Request, symbol: SymbolPath) -> Response:
         if symbol not in held:
             raise HTTPException(404, f"no quote for {symbol}")
         return Response(held[symbol], media_type="application/json")
+    cached = await runtime.query_cache.cached_quotes(runtime.hub, [symbol])
+    if symbol in cached:
+        return Response(cached[symbol], media_type="application/json")
     try:
         doc = await runtime.db.quotes.find_one({"_id": symbol})
     except PyMongoError as exc:
@@ -90,6 +95,7 @@ async def get_quote(request: Request, symbol: SymbolPath) -> Response:
     state = state_from_document(doc) if doc else None
     if state is None:
         raise HTTPException(404, f"no quote for {symbol}")
+    await runtime.query_cache.store_quotes([state])
     return _json(state)
 
 
@@ -111,22 +117,24 @@ async def get_quotes(
         missing = [s for s in wanted if s not in held]
         body = b'{"quotes":[' + b",".join(held[s] for s in wanted if s in held) + b'],"missing":'
         return Response(body + _ENCODER.encode(missing) + b"}", media_type="application/json")
+    cached = await runtime.query_cache.cached_quotes(runtime.hub, wanted)
+    unread = [s for s in wanted if s not in cached]
     try:
         # point reads by _id, concurrently: FerretDB v1 answers `$in` by reading the
         # whole collection, an `_id` equality it pushes down to its backend
         found_docs = await asyncio.gather(
-            *(runtime.db.quotes.find_one({"_id": symbol}) for symbol in wanted)
+            *(runtime.db.quotes.find_one({"_id": symbol}) for symbol in unread)
         )
         docs = [doc for doc in found_docs if doc is not None]
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
-    found = {s.symbol: s for s in map(state_from_document, docs) if s is not None}
-    return _json(
-        {
-            "quotes": [found[s] for s in wanted if s in found],
-            "missing": [s for s in wanted if s not in found],
-        }
-    )
+    states = [s for s in map(state_from_document, docs) if s is not None]
+    await runtime.query_cache.store_quotes(states)
+    found = {s.symbol: _ENCODER.encode(s) for s in states}
+    found.update(cached)
+    missing = [s for s in wanted if s not in found]
+    body = b'{"quotes":[' + b",".join(found[s] for s in wanted if s in found) + b'],"missing":'
+    return Response(body + _ENCODER.encode(missing) + b"}", media_type="application/json")
 
 
 @router.get("/bars/{symbol}", summary="OHLCV bars by start time")
@@ -150,11 +158,20 @@ async def get_bars(
         raise HTTPException(422, "from/to must be within years 1-9999 in UTC") from exc
     if start is not None and end is not None and start >= end:
         raise HTTPException(422, "from must be before to")
+    cache = runtime.query_cache
+    key = cache.bars_key(runtime.hub, symbol, interval, start, end, count)
+    if key is not None:
+        cached = await cache.bars.get(key)
+        if cached is not None:
+            return Response(cached, media_type="application/json")
     try:
         bars = await history(runtime.db.bars, symbol, interval, start, end, count)
     except PyMongoError as exc:
         raise _unavailable(exc) from exc
-    return _json({"symbol": symbol, "interval": interval, "bars": bars})
+    body = _ENCODER.encode({"symbol": symbol, "interval": interval, "bars": bars})
+    if key is not None and cache.finals.covers(f"{symbol}|{interval}", start, end, count, bars):
+        await cache.bars.put(key, body)
+    return Response(body, media_type="application/json")
 
 
 def _utc(value: dt.datetime | None) -> dt.datetime | None:

@@ -44,7 +44,7 @@ from tickwire.core.backoff import Backoff
 from tickwire.events import wire
 from tickwire.gateway import metrics
 from tickwire.gateway.hub import Hub, Slot
-from tickwire.gateway.updates import PARSE_ERRORS, QUOTE, parse
+from tickwire.gateway.updates import PARSE_ERRORS, QUOTE, Parsed, parse
 from tickwire.mongo import documents
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,8 @@ class KafkaReader:
         self.quotes = quotes  # the MongoDB `quotes` collection
         self.tps = [TopicPartition(s.topic, s.partition) for s in hub.slots]
         self.slot_index = {tp: i for i, tp in enumerate(self.tps)}
+        #: called with each final bar record read (the query cache's invalidation)
+        self.on_final: Callable[[Parsed, int], None] | None = None
 
     async def seed_from_mongo(self) -> int:
         """Fill the cache from MongoDB `quotes`; the number of symbols loaded."""
@@ -187,6 +189,8 @@ class KafkaReader:
                 hub.set_position(slot, record.offset + 1)
                 continue
             hub.apply(slot, record.offset, parsed, record.value)
+            if parsed.final and self.on_final is not None:
+                self.on_final(parsed, record.offset)
         metrics.RECORDS.labels(tp.topic).inc(len(records))
 
     def publish_lag(self) -> None:

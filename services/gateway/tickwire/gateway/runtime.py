@@ -11,8 +11,10 @@ from tickwire.gateway.auth import Authenticator
 from tickwire.gateway.errors import NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.limits import ConnectionLimits
+from tickwire.gateway.querycache import QueryCache
 from tickwire.gateway.resume import Resumer
 from tickwire.gateway.settings import GatewaySettings
+from tickwire.redis.link import RedisLink
 
 
 @dataclass
@@ -22,6 +24,8 @@ class Runtime:
     settings: GatewaySettings
     auth: Authenticator
     limits: ConnectionLimits
+    redis: RedisLink  # not configured: in-process limits, no shared cache
+    query_cache: QueryCache
     hub: Hub | None = None
     resumer: Resumer | None = None
     db: Any = None  # the MongoDB database (AsyncDatabase)

@@ -7,9 +7,10 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from tickwire.core.settings import CommonSettings
+from tickwire.redis.settings import RedisSettings
 
 
-class GatewaySettings(CommonSettings):
+class GatewaySettings(CommonSettings, RedisSettings):
     """Everything the gateway reads from `TICKWIRE_*` environment variables."""
 
     port: int = Field(8082, ge=0, le=65535, description="HTTP listen port")
@@ -66,3 +67,9 @@ class GatewaySettings(CommonSettings):
     )
     gateway_query_max_bars: int = Field(5000, ge=1, description="most bars one query returns")
     gateway_query_max_symbols: int = Field(200, ge=1, description="most symbols in /v1/quotes")
+    gateway_cache_bars_ttl_s: float = Field(
+        300.0, gt=0, description="longest a /v1/bars answer stays in the Redis cache"
+    )
+    gateway_cache_quotes_ttl_s: float = Field(
+        2.0, gt=0, description="longest a quote read from MongoDB stays in the Redis cache"
+    )

@@ -74,10 +74,12 @@ class StreamEndpoint:
             position = cursor.decode(text) if text else None
             hub, resumer = await runtime.ready_hub()
             ip = request.client.host if request.client else "unknown"
-            runtime.limits.acquire(ip, principal.subject)
+            await runtime.limits.acquire(ip, principal.subject)
         except GatewayError as exc:
             metrics.REFUSED.labels(str(exc.status)).inc()
-            response = JSONResponse({"error": exc.message}, status_code=exc.status)
+            response = JSONResponse(
+                {"error": exc.message}, status_code=exc.status, headers=exc.headers()
+            )
             await response(scope, receive, send)
             return
 
@@ -122,7 +124,7 @@ class StreamEndpoint:
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
             hub.unregister(conn)
-            runtime.limits.release(ip, principal.subject)
+            await runtime.limits.release(ip, principal.subject)
             metrics.CONNECTIONS.labels("sse").dec()
             if not conn.closed:
                 conn.cut("client")

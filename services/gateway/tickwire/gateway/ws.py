@@ -48,7 +48,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         max_rate = max_rate_from(websocket.query_params.get("max_rate"))
         hub, _ = await runtime.ready_hub()
         ip = websocket.client.host if websocket.client else "unknown"
-        runtime.limits.acquire(ip, principal.subject)
+        await runtime.limits.acquire(ip, principal.subject)
     except GatewayError as exc:
         metrics.REFUSED.labels(str(exc.status)).inc()
         await websocket.close(code=1008, reason=exc.message[:100])
@@ -93,7 +93,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await writer
         hub.unregister(conn)
-        runtime.limits.release(ip, principal.subject)
+        await runtime.limits.release(ip, principal.subject)
         metrics.CONNECTIONS.labels("websocket").dec()
         if not conn.closed:
             conn.cut("client")

@@ -12,6 +12,7 @@ from typing import TypedDict
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
+from tickwire.core.supervisor import Supervisor
 from tickwire.ingest import openapi
 from tickwire.ingest.auth import Authenticator
 from tickwire.ingest.errors import IngestError, handle_ingest_error
@@ -23,6 +24,8 @@ from tickwire.kafka.clients import make_producer
 from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.observability.http import REDMiddleware, health_router
+from tickwire.redis.link import RedisLink
+from tickwire.redis.ratelimit import SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,16 @@ def create_app(settings: IngestSettings) -> FastAPI:
                 publisher.partitions,
                 settings.kafka_bootstrap,
             )
-            yield {"service": IngestService(settings, publisher), "authenticator": authenticator}
+            link = RedisLink.from_settings(settings)  # no URL: in-process limits only
+            watcher = Supervisor(link)
+            await link.connect()
+            await watcher.start()
+            try:
+                service = IngestService(settings, publisher, SharedRateLimiter(link))
+                yield {"service": service, "authenticator": authenticator}
+            finally:
+                await watcher.stop()
+                await link.close()
             await publisher.stop()
         finally:
             holder.clear()

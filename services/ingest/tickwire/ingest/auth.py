@@ -14,7 +14,9 @@ as safe as a slow password hash and costs a microsecond per request. The keys do
 
 `symbols` are shell-style globs matched against the whole symbol (case-sensitive);
 `rate` is events per second (0 = unlimited) and `burst` the bucket's size (defaults to
-max(rate, the largest batch)). `python -m tickwire.ingest.keys new` prints a new key
+max(rate, the largest batch)). With `TICKWIRE_REDIS_URL` set, a key's bucket is shared
+by every ingest replica (tickwire.redis.ratelimit; the bucket here is the fallback).
+`python -m tickwire.ingest.keys new` prints a new key
 and its entry. Keys are never logged; only `key_id` is.
 """
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any, Literal
 
@@ -31,6 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tickwire.events.kinds import BY_NAME
 from tickwire.ingest.settings import IngestSettings
+from tickwire.redis.ratelimit import TokenBucket
+
+__all__ = ["ANONYMOUS", "Authenticator", "Principal", "TokenBucket", "digest"]
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +76,6 @@ class KeysDocument(BaseModel):
 def digest(key: str) -> str:
     """The stored form of a key."""
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-class TokenBucket:
-    """`rate` tokens per second up to `burst`; 0 rate means no limit."""
-
-    __slots__ = ("burst", "rate", "tokens", "updated")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.tokens = burst
-        self.updated = time.monotonic()
-
-    def take(self, count: int) -> float:
-        """Take `count` tokens and return 0, or take none and return the seconds until
-        they would be there (infinity if count exceeds the burst)."""
-        if self.rate <= 0:
-            return 0.0
-        now = time.monotonic()
-        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if count <= self.tokens:
-            self.tokens -= count
-            return 0.0
-        if count > self.burst:
-            return float("inf")
-        return (count - self.tokens) / self.rate
 
 
 class Principal:

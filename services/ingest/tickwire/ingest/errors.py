@@ -9,6 +9,7 @@ TickwireError (tickwire.core.errors)
     ├── UnsupportedMediaType    415 unsupported Content-Type not accepted here
     ├── InvalidEvents           422 invalid     which field, why (or too many)
     ├── RateLimited             429 rate_limited  (retriable, Retry-After)
+    ├── LimitsUnavailable       503 limits_unavailable  Redis down, fail-closed (retriable)
     ├── Overloaded              503 overloaded  too much in flight (retriable)
     └── KafkaUnavailable        503 kafka_unavailable  no ack in time (retriable)
 """
@@ -86,6 +87,13 @@ class RateLimited(IngestError):
     """The key's token bucket is empty; retry after `retry_after` seconds."""
 
     status, reason, retriable = 429, "rate_limited", True
+
+
+class LimitsUnavailable(IngestError):
+    """The shared rate limit cannot be checked (Redis down, TICKWIRE_REDIS_FALLBACK=
+    fail-closed); nothing was accepted, retry after `retry_after` seconds."""
+
+    status, reason, retriable = 503, "limits_unavailable", True
 
 
 class Overloaded(IngestError):

@@ -18,6 +18,7 @@ from tickwire.ingest.errors import (
     IngestError,
     InvalidEvents,
     KafkaUnavailable,
+    LimitsUnavailable,
     MalformedRequest,
     Overloaded,
     RateLimited,
@@ -35,6 +36,8 @@ from tickwire.ingest.models import ErrorDetail
 from tickwire.ingest.publisher import OverloadedError, Published, Publisher
 from tickwire.ingest.records import build_records
 from tickwire.ingest.settings import IngestSettings
+from tickwire.redis.errors import LimitsUnavailableError
+from tickwire.redis.ratelimit import SharedRateLimiter
 
 _BY_STATUS: dict[int, type[IngestError]] = {
     400: MalformedRequest,
@@ -50,9 +53,12 @@ _PENDING: dict[str, Any] = {}  # placeholder until every entry has its result
 class IngestService:
     """Validates, authorizes and publishes events; one per process."""
 
-    def __init__(self, settings: IngestSettings, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: IngestSettings, publisher: Publisher, limiter: SharedRateLimiter
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
+        self.limiter = limiter
         self.topic = settings.topic_raw
         self.skew = dt.timedelta(seconds=settings.ingest_max_future_skew_s)
 
@@ -78,7 +84,7 @@ class IngestService:
             ) from None
         if not principal.may_publish(event.type, event.data.symbol):
             raise Forbidden(_FORBIDDEN)
-        self._charge(principal, 1)
+        await self._charge(principal, 1)
         ids, published = await self._publish([event], principal, traceparent, received_ns)
         placed = published[0]
         if placed is None:
@@ -139,7 +145,7 @@ class IngestService:
             raise error
         n_accepted = 0
         if valid:
-            self._charge(principal, len(valid))
+            await self._charge(principal, len(valid))
             ids, published = await self._publish(valid, principal, traceparent, received_ns)
             trades = 0
             for index, event, event_id, placed in zip(
@@ -172,8 +178,16 @@ class IngestService:
         }
         return (202 if n_accepted == len(results) else 207), body_out
 
-    def _charge(self, principal: Principal, count: int) -> None:
-        wait = principal.bucket.take(count)
+    async def _charge(self, principal: Principal, count: int) -> None:
+        """Take `count` from the key's bucket (shared through Redis when configured), or
+        raise RateLimited (429), or LimitsUnavailable (503) when Redis is down and the
+        policy is fail-closed."""
+        try:
+            wait = await self.limiter.take(principal.key_id, principal.bucket, count)
+        except LimitsUnavailableError as exc:
+            raise LimitsUnavailable(
+                exc.message, retry_after=exc.retry_after, events=count
+            ) from None
         if wait > 0:
             if wait == float("inf"):
                 raise RateLimited(

@@ -12,10 +12,12 @@ from typing import Literal
 from pydantic import Field
 
 from tickwire.core.settings import CommonSettings
+from tickwire.redis.settings import RedisSettings
 
 
-class IngestSettings(CommonSettings):
-    """HTTP -> ticks.raw: limits, auth and the Kafka publish deadline."""
+class IngestSettings(CommonSettings, RedisSettings):
+    """HTTP -> ticks.raw: limits, auth and the Kafka publish deadline; Redis (optional)
+    holds the per-key rate limits across replicas."""
 
     port: int = Field(8080, ge=0, le=65535, description="HTTP listen port")
 
