@@ -39,7 +39,7 @@ run: install postgres ## Run the whole system live: stack, ingest, processor, ga
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install browser postgres redis ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+test: install browser postgres redis rabbitmq ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -82,6 +82,13 @@ redis: ## Install Debian's redis-server for the shared limits and the query cach
 	@if ! command -v redis-server >/dev/null 2>&1 && [ ! -x /usr/bin/redis-server ]; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y redis-server; \
+	fi
+
+.PHONY: rabbitmq
+rabbitmq: ## Install Debian's rabbitmq-server for the bridge (only when missing)
+	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y rabbitmq-server; \
 	fi
 
 .PHONY: browser

@@ -2,6 +2,7 @@
 
 tickwire-stack up [--brokers 3] [--kafka-port 9092] [--mongo-port 27017]
                   [--store postgresql|sqlite]   # FerretDB's backend ($TICKWIRE_STACK_STORE)
+                  [--with rabbitmq,redis]       # optional servers (extras.py)
 tickwire-stack status [--json]
 tickwire-stack env          # shell exports for TICKWIRE_KAFKA_BOOTSTRAP etc.
 tickwire-stack down [--wipe]
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from tickwire.devstack import extras
 from tickwire.devstack.errors import StackError
 from tickwire.devstack.paths import DEFAULT_STORE, STORES, default_stack_dir
 from tickwire.devstack.stack import Stack
@@ -29,6 +31,10 @@ def _print_status(status: dict[str, object]) -> None:
     print(f"bootstrap servers:  {status['bootstrap_servers']}")
     print(f"MongoDB URL:        {status['mongodb_url']}")
     print(f"store:              FerretDB on {status['store']}")
+    urls = status.get("extras")
+    if isinstance(urls, dict):
+        for name, url in urls.items():
+            print(f"{name + ':':<20}{url}")
     components = status["components"]
     assert isinstance(components, dict)
     for name, comp in components.items():
@@ -62,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         help="FerretDB's backend for a new stack (default $TICKWIRE_STACK_STORE or "
         f"{DEFAULT_STORE})",
     )
+    up.add_argument(
+        "--with",
+        dest="extras",
+        default=None,
+        metavar="NAME[,NAME]",
+        help=f"also start optional servers: {', '.join(extras.EXTRAS)}",
+    )
     status = sub.add_parser("status", help="print endpoints, log paths and liveness")
     status.add_argument("--json", action="store_true")
     sub.add_parser("env", help="print shell exports of the endpoints")
@@ -75,7 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "up":
             started = time.monotonic()
-            stack.up(args.brokers, args.kafka_port, args.mongo_port, args.partitions, args.store)
+            stack.up(
+                args.brokers,
+                args.kafka_port,
+                args.mongo_port,
+                args.partitions,
+                args.store,
+                extras.parse(args.extras),
+            )
             print(f"[stack] up in {time.monotonic() - started:.1f}s", flush=True)
             _print_status(stack.status())
         elif args.command == "status":
@@ -92,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
             print(f"export TICKWIRE_KAFKA_BOOTSTRAP={info.bootstrap_servers}")
             print(f"export TICKWIRE_MONGODB_URL={info.mongodb_url}")
+            for name in info.extras:
+                print(f"export {extras.EXTRAS[name].env_var}={stack.extra_server(name).url}")
         elif args.command == "run":
             from tickwire.devstack import run as run_module
 

@@ -8,6 +8,8 @@ Layout of a stack directory:
     postgres/               data/, postgres.log, postgres.pid (store "postgresql" only)
     ferretdb/               data/ (SQLite files, or FerretDB's state), ferretdb.log,
                             ferretdb.pid
+    <extra>/                an optional server asked for with `up --with` (rabbitmq,
+                            redis: see extras.py), <extra>.log, <extra>.pid
 
 Tests make private stacks in temporary directories (e.g. to stop a broker mid-test);
 `make stack-up` manages the default one.
@@ -16,12 +18,14 @@ Tests make private stacks in temporary directories (e.g. to stop a broker mid-te
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tickwire.devstack import ferretdb, kafka, postgres, procs
 from tickwire.devstack.errors import StackError, StartupError
+from tickwire.devstack.extras import EXTRAS, ExtraServer
 from tickwire.devstack.paths import STORES, default_store
 
 
@@ -37,6 +41,7 @@ class StackInfo:
     partitions: int = 6
     store: str = "sqlite"  # FerretDB's backend; stacks recorded before it had SQLite
     postgres_port: int = 0
+    extras: dict[str, int] = field(default_factory=dict)  # optional server -> its port
 
 
 class Stack:
@@ -77,12 +82,15 @@ class Stack:
         if info.store == "postgresql":
             components["postgres"] = self._component("postgres", info.postgres_port)
         components["ferretdb"] = self._component("ferretdb", info.mongo_port)
+        for name in info.extras:
+            components[name] = self._component(name, info.extras[name])
         return {
             "stack_dir": str(self.root),
             "up": all(c["up"] for c in components.values()),
             "bootstrap_servers": info.bootstrap_servers,
             "mongodb_url": info.mongodb_url,
             "store": info.store,
+            "extras": {name: self.extra_server(name).url for name in info.extras},
             "components": components,
         }
 
@@ -96,6 +104,13 @@ class Stack:
             "log": str(self.root / name / f"{name}.log"),
         }
 
+    def extra_server(self, name: str) -> ExtraServer:
+        """The optional server `name` of this stack (it must have been asked for)."""
+        info = self.info()
+        if info is None or name not in info.extras:
+            raise StartupError(f"the stack in {self.root} was not started --with {name}")
+        return EXTRAS[name].server(self.root / name, info.extras[name])
+
     # -- start -----------------------------------------------------------------------
     def up(
         self,
@@ -104,17 +119,19 @@ class Stack:
         mongo_port: int | None = None,
         partitions: int = 6,
         store: str | None = None,
+        extras: Sequence[str] = (),
     ) -> StackInfo:
         """Bring the stack up (or finish bringing it up) and wait until it answers.
 
         Re-running on a stack that is already up returns at once; a stack keeps the
         store it was made with (`store`, default $TICKWIRE_STACK_STORE or PostgreSQL,
-        applies to a new one). Interrupted (Ctrl-C) or failed start-ups stop whatever
-        this call started.
+        applies to a new one). `extras` (names of `extras.EXTRAS`) are started too, and
+        added to a stack that runs without them. Interrupted (Ctrl-C) or failed start-ups
+        stop whatever this call started.
         """
         existing = self.info()
         if existing is not None and self.status()["up"]:
-            return existing
+            return self._add_extras(existing, extras)
         chosen = existing.store if existing else store or default_store()
         if chosen not in STORES:
             raise StackError(f"unknown store {chosen!r}: use one of {', '.join(STORES)}")
@@ -122,6 +139,8 @@ class Stack:
         ferret_bin = ferretdb.build()
         pg_bin = postgres.bin_dir() if chosen == "postgresql" else None
         info = existing or self._plan(brokers, kafka_port, mongo_port, partitions, chosen)
+        for name in extras:
+            info.extras.setdefault(name, procs.free_port())
         self.root.mkdir(parents=True, exist_ok=True)
         self.state_file.write_text(json.dumps(asdict(info), indent=2))
         try:
@@ -137,8 +156,29 @@ class Stack:
                 self.kafka_dir(info.kafka_nodes[0]["node_id"]) / "kafka.log",
             )
             ferretdb.wait_ready(info.mongodb_url, self.root / "ferretdb" / "ferretdb.log")
+            for name in info.extras:
+                print(f"[stack] waiting for {name}...", flush=True)
+                self.extra_server(name).start()
         except BaseException:
             self.down()
+            raise
+        return info
+
+    def _add_extras(self, info: StackInfo, extras: Sequence[str]) -> StackInfo:
+        """Start the extras a running stack lacks; a failure stops only those."""
+        added = [name for name in extras if name not in info.extras]
+        if not added:
+            return info
+        for name in added:
+            info.extras[name] = procs.free_port()
+        self.state_file.write_text(json.dumps(asdict(info), indent=2))
+        try:
+            for name in added:
+                print(f"[stack] waiting for {name}...", flush=True)
+                self.extra_server(name).start()
+        except BaseException:
+            for name in added:
+                self.extra_server(name).stop()
             raise
         return info
 
