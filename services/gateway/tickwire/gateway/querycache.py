@@ -110,6 +110,7 @@ class QueryCache:
         """The key of this bars query at what the gateway has applied; None when the
         hub has not caught up (then the store answers and nothing is stored)."""
         if hub is None or not hub.ready.is_set() or not self.bars.usable:
+            self.bars.bypasses.inc()
             return None
         stamp = self.finals.stamps.get(f"{symbol}|{interval}", -1)
         window = f"{_us(start) if start else ''}:{_us(end) if end else ''}:{count}"
