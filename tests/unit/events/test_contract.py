@@ -20,8 +20,8 @@ from tests.helpers.ingest_inputs import quote_data, trade_data
 from tickwire.core.errors import PoisonMessageError
 from tickwire.events import headers as h
 from tickwire.events import types
+from tickwire.events.records import build_records
 from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
-from tickwire.ingest.records import build_records
 from tickwire.processor.decode import decode, received_ns
 
 # the future-skew rule is ingest's admission rule against its own clock (documented);

@@ -11,12 +11,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from ulid import ULID
 
 from tickwire.events import headers as h
-from tickwire.events import types, wire
+from tickwire.events import ids, types, wire
 from tickwire.events.partitioner import partition_for
-from tickwire.ingest import ids, keys
+from tickwire.events.records import build_records
+from tickwire.ingest import keys
 from tickwire.ingest.auth import Authenticator, TokenBucket, digest
 from tickwire.ingest.events import Event
-from tickwire.ingest.records import build_records
 from tickwire.ingest.settings import IngestSettings
 
 TIME = dt.datetime(2026, 3, 2, 14, 30, 0, 125000, tzinfo=dt.UTC)

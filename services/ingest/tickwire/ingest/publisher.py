@@ -32,9 +32,8 @@ from aiokafka import AIOKafkaProducer
 
 from tickwire.core.errors import BackpressureError, RetriableError
 from tickwire.events.partitioner import partition_for
+from tickwire.events.records import Record
 from tickwire.ingest import metrics
-
-Record = tuple[bytes, bytes, list[tuple[str, bytes]]]  # key, value, headers
 
 
 class Published(NamedTuple):

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from typing import Any
 
+from tickwire.events.records import build_records
 from tickwire.events.types import QUOTE, TRADE
 from tickwire.ingest import metrics
 from tickwire.ingest.auth import Principal
@@ -34,7 +35,6 @@ from tickwire.ingest.events import (
 )
 from tickwire.ingest.models import ErrorDetail
 from tickwire.ingest.publisher import OverloadedError, Published, Publisher
-from tickwire.ingest.records import build_records
 from tickwire.ingest.settings import IngestSettings
 from tickwire.redis.errors import LimitsUnavailableError
 from tickwire.redis.ratelimit import SharedRateLimiter

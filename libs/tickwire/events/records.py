@@ -1,28 +1,49 @@
-"""Kafka records for ticks.raw: the CloudEvents Kafka binding in binary mode.
+"""Kafka records for ticks.raw: the CloudEvents Kafka binding in binary mode, built the
+same way by every service that publishes posted events (ingest from HTTP, the bridge
+from RabbitMQ), so the processor cannot tell where an event came from.
 
-key      the symbol (UTF-8)
-value    msgspec JSON of wire.TradeData / wire.QuoteData (time in UTC, RFC 3339)
+key      the symbol (UTF-8); the partition is `partitioner.partition_for(key)`
+value    msgspec JSON of the kind's data (`wire.py`; time in UTC, RFC 3339)
 headers  ce_specversion, ce_id, ce_source, ce_type, ce_subject, ce_time,
-         content-type, tw_received_ns, and traceparent when the request had one
+         content-type, tw_received_ns, and traceparent when the producer sent one
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from tickwire.events import headers as h
 from tickwire.events import wire
-from tickwire.events.kinds import BY_TYPE
-from tickwire.ingest.events import Event
-from tickwire.ingest.ids import ulids
-from tickwire.ingest.publisher import Record
+from tickwire.events.ids import ulids
+from tickwire.events.kinds import BY_TYPE, EventData
+
+#: One ticks.raw record: key, value, headers.
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
 
 _TYPES = {t: t.encode() for t in BY_TYPE}
 _encode = wire.ENCODER.encode
 
 
+class ValidEvent(Protocol):
+    """A valid, normalized event: its CloudEvents type (a key of `kinds.BY_TYPE`), the
+    producer's id and source when it gave them, and its data (time in UTC)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def id(self) -> str | None: ...
+
+    @property
+    def source(self) -> str | None: ...
+
+    @property
+    def data(self) -> EventData: ...
+
+
 def build_records(
-    events: Sequence[Event],
+    events: Sequence[ValidEvent],
     *,
     default_source: str,
     received_ns: int,
