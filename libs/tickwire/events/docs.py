@@ -8,7 +8,7 @@ refuse exactly what the schemas do.
 
 from __future__ import annotations
 
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +26,14 @@ TradeSize = Annotated[
 ]
 QuoteSize = Annotated[
     float, Field(ge=0, le=rules.MAX_NUMBER, allow_inf_nan=False, description=">= 0")
+]
+
+EventRef = Annotated[
+    str,
+    Field(pattern=rules.ID_PATTERN, description="the `id` (ce_id) of the trade it refers to"),
+]
+Reason = Annotated[
+    str, Field(min_length=1, max_length=rules.REASON_MAX_LENGTH, description="why, for people")
 ]
 
 STRICT = ConfigDict(strict=True, extra="forbid")
@@ -60,3 +68,37 @@ class QuoteData(BaseModel):
     def _bid_not_above_ask(self) -> Self:
         rules.check_quote(self.bid, self.ask)
         return self
+
+
+class CorrectionData(BaseModel):
+    """A trade correction: the trade with event id `ref_id` (from the same `source`)
+    traded `size` at `price` instead."""
+
+    model_config = STRICT
+
+    symbol: Symbol
+    time: AwareDatetime
+    ref_id: EventRef
+    price: Price
+    size: TradeSize
+
+
+class CancelData(BaseModel):
+    """A trade cancel: the trade with event id `ref_id` (same `source`) did not happen."""
+
+    model_config = STRICT
+
+    symbol: Symbol
+    time: AwareDatetime
+    ref_id: EventRef
+
+
+class StatusData(BaseModel):
+    """A trading status change: halted, or trading again, from `time`, and why."""
+
+    model_config = STRICT
+
+    symbol: Symbol
+    time: AwareDatetime
+    state: Literal["halted", "trading"]
+    reason: Reason | None = None

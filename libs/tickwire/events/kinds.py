@@ -31,7 +31,18 @@ from pydantic import BaseModel
 from tickwire.events import docs, headers, types
 from tickwire.events.parsing import guarded
 from tickwire.events.rules import check_quote, to_utc
-from tickwire.events.wire import QUOTE_DECODER, TRADE_DECODER, QuoteData, TradeData
+from tickwire.events.wire import (
+    CANCEL_DECODER,
+    CORRECTION_DECODER,
+    QUOTE_DECODER,
+    STATUS_DECODER,
+    TRADE_DECODER,
+    CancelData,
+    CorrectionData,
+    QuoteData,
+    StatusData,
+    TradeData,
+)
 
 
 class EventData(Protocol):
@@ -44,7 +55,9 @@ class EventData(Protocol):
     def time(self) -> dt.datetime: ...
 
 
-D = TypeVar("D", TradeData, QuoteData)
+D = TypeVar("D", TradeData, QuoteData, CorrectionData, CancelData, StatusData)
+#: The data of any registered kind.
+AnyData = TradeData | QuoteData | CorrectionData | CancelData | StatusData
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,6 +97,11 @@ def _quote_rules(data: QuoteData) -> None:
     check_quote(data.bid, data.ask)
 
 
+def _no_cross_field_rules(data: CorrectionData | CancelData | StatusData) -> None:
+    """Corrections, cancels and status changes: the schema says it all. Whether the
+    trade referred to exists is the processor's to decide (it remembers the trades)."""
+
+
 TRADE: EventKind[TradeData] = EventKind(
     name="trade",
     type=types.TRADE,
@@ -110,10 +128,55 @@ QUOTE: EventKind[QuoteData] = EventKind(
     },
 )
 
-AnyKind = EventKind[TradeData] | EventKind[QuoteData]
+CORRECTION: EventKind[CorrectionData] = EventKind(
+    name="correction",
+    type=types.CORRECTION,
+    schema=CorrectionData,
+    decoder=CORRECTION_DECODER,
+    rules=_no_cross_field_rules,
+    doc_model=docs.CorrectionData,
+    example={
+        "symbol": "AAPL",
+        "time": "2026-03-02T14:30:00.125Z",
+        "ref_id": "trade-000123",
+        "price": 227.21,
+        "size": 100,
+    },
+)
+CANCEL: EventKind[CancelData] = EventKind(
+    name="cancel",
+    type=types.CANCEL,
+    schema=CancelData,
+    decoder=CANCEL_DECODER,
+    rules=_no_cross_field_rules,
+    doc_model=docs.CancelData,
+    example={"symbol": "AAPL", "time": "2026-03-02T14:30:00.125Z", "ref_id": "trade-000123"},
+)
+STATUS: EventKind[StatusData] = EventKind(
+    name="status",
+    type=types.STATUS,
+    schema=StatusData,
+    decoder=STATUS_DECODER,
+    rules=_no_cross_field_rules,
+    doc_model=docs.StatusData,
+    example={
+        "symbol": "AAPL",
+        "time": "2026-03-02T14:30:00Z",
+        "state": "halted",
+        "reason": "LULD pause",
+    },
+)
+
+AnyKind = (
+    EventKind[TradeData]
+    | EventKind[QuoteData]
+    | EventKind[CorrectionData]
+    | EventKind[CancelData]
+    | EventKind[StatusData]
+)
 
 #: Every kind, in the order the docs list them.
-KINDS: tuple[AnyKind, ...] = (TRADE, QUOTE)
+KINDS: tuple[AnyKind, ...] = (TRADE, QUOTE, CORRECTION, CANCEL, STATUS)
 BY_TYPE: dict[str, AnyKind] = {k.type: k for k in KINDS}
 BY_TYPE_HEADER: dict[bytes, AnyKind] = {k.type.encode(): k for k in KINDS}
 BY_NAME: dict[str, AnyKind] = {k.name: k for k in KINDS}

@@ -12,6 +12,9 @@ Field rules:
     time        RFC 3339 with a time zone, representable in UTC; normalized to UTC
     venue       1-32 of letters, digits, `.`, `-`, `_`
     trade_id    1-64 visible ASCII characters
+    ref_id      (correction, cancel) the `id` (ce_id) of the trade corrected: as `id`
+    state       (status) "halted" or "trading"
+    reason      (status) 1-256 characters, or null
     unknown fields are refused
 Cross-field rules: a quote's bid <= ask (a locked book is allowed).
 Admission rules (ingest only, against its clock when it receives the event):
@@ -36,6 +39,7 @@ ID_PATTERN = r"^[\x21-\x7e]{1,128}$"
 SOURCE_PATTERN = r"^[\x21-\x7e]{1,256}$"
 VENUE_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
 TRADE_ID_PATTERN = r"^[\x21-\x7e]{1,64}$"
+REASON_MAX_LENGTH = 256
 TRACEPARENT_PATTERN = r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$"
 
 #: Largest price or size accepted: beyond it a number is an error, not a market event.
@@ -52,6 +56,7 @@ Price = Annotated[float, msgspec.Meta(gt=0, le=MAX_NUMBER)]
 TradeSize = Annotated[float, msgspec.Meta(gt=0, le=MAX_NUMBER)]
 QuoteSize = Annotated[float, msgspec.Meta(ge=0, le=MAX_NUMBER)]
 Time = Annotated[dt.datetime, msgspec.Meta(tz=True)]
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=REASON_MAX_LENGTH)]
 
 
 class RuleError(PermanentError, ValueError):

@@ -2,6 +2,9 @@
 
 TRADE = "io.tickwire.trade.v1"
 QUOTE = "io.tickwire.quote.v1"
+CORRECTION = "io.tickwire.correction.v1"
+CANCEL = "io.tickwire.cancel.v1"
+STATUS = "io.tickwire.status.v1"
 TICKER_UPDATE = "io.tickwire.ticker.update.v1"
 BAR = "io.tickwire.bar.v1"
 SPECVERSION = "1.0"

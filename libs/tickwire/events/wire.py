@@ -1,7 +1,8 @@
 """Record values on tickwire's topics, as msgspec Structs (fast to encode and decode).
-The event kinds (`TradeData`, `QuoteData`) are registered in `kinds.py`.
+The event kinds (`TradeData`, `QuoteData`, `CorrectionData`, `CancelData`, `StatusData`)
+are registered in `kinds.py`.
 
-    ticks.raw       key=symbol  value=TradeData | QuoteData (by header ce_type)
+    ticks.raw       key=symbol  value=one of the event kinds (by header ce_type)
     ticker.updates  key=symbol  value=TickerState  (one symbol's whole current state)
     ticker.bars     key=symbol  value=Bar
     ticks.late      key=symbol  value=the original ticks.raw value, original headers
@@ -16,10 +17,20 @@ for the stream, which makes at-least-once delivery look exactly-once to clients.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 import msgspec
 
-from tickwire.events.rules import Price, QuoteSize, Time, TradeId, TradeSize, Venue
+from tickwire.events.rules import (
+    EventId,
+    Price,
+    QuoteSize,
+    Reason,
+    Time,
+    TradeId,
+    TradeSize,
+    Venue,
+)
 from tickwire.events.symbols import Symbol
 
 
@@ -47,6 +58,35 @@ class QuoteData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown
     time: Time
 
 
+class CorrectionData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A trade correction: the trade whose event id (ce_id, from the same ce_source) is
+    `ref_id` traded `size` at `price` instead; its event time stays the trade's."""
+
+    symbol: Symbol
+    time: Time
+    ref_id: EventId
+    price: Price
+    size: TradeSize
+
+
+class CancelData(msgspec.Struct, kw_only=True, omit_defaults=True, forbid_unknown_fields=True):
+    """A trade cancel: the trade whose event id (ce_id, same ce_source) is `ref_id` did
+    not happen."""
+
+    symbol: Symbol
+    time: Time
+    ref_id: EventId
+
+
+class StatusData(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A trading status change: the symbol is halted, or trading again, from `time`."""
+
+    symbol: Symbol
+    time: Time
+    state: Literal["halted", "trading"]
+    reason: Reason | None = None
+
+
 class SourceOffsets(msgspec.Struct, array_like=True):
     """The ticks.raw records an update covers: partition and inclusive offset range.
 
@@ -58,6 +98,30 @@ class SourceOffsets(msgspec.Struct, array_like=True):
     partition: int
     first: int
     last: int
+
+
+class SessionInfo(msgspec.Struct, kw_only=True):
+    """The symbol's exchange session at its newest event time (nulls are explicit):
+    open/high/low of the regular session so far, prev_close the previous session's
+    close, change and change_pct of `last` against it."""
+
+    exchange: str
+    date: str  # the session's date, YYYY-MM-DD
+    phase: Literal["pre", "regular", "post", "closed"]
+    open: float | None = None
+    high: float | None = None
+    low: float | None = None
+    prev_close: float | None = None
+    change: float | None = None
+    change_pct: float | None = None
+
+
+class StatusInfo(msgspec.Struct, kw_only=True):
+    """The symbol's trading status: `state` since `since` (event time), and why."""
+
+    state: Literal["trading", "halted"]
+    reason: str | None
+    since: datetime
 
 
 class TickerState(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -86,12 +150,17 @@ class TickerState(msgspec.Struct, kw_only=True, omit_defaults=True):
     mid: float | None = None
     source: SourceOffsets | None = None
     received_ns: int | None = None  # ingest receive time of the newest event
+    corrections: int = 0  # corrections and cancels applied in the session
+    session: SessionInfo | None = None
+    status: StatusInfo | None = None
 
 
 class Bar(msgspec.Struct, kw_only=True, omit_defaults=True):
     """An event-time OHLCV bar; `final` is false for a forming bar. `version` is
-    2 * trades + (1 if final), compared per (symbol, interval, start): it grows with each
-    trade while the bar forms, and the final bar beats every forming state."""
+    2 * revision + (1 if final), compared per (symbol, interval, start), where revision
+    counts the trades, corrections and cancels applied to the bar: it grows with each
+    while the bar forms, the final bar beats every forming state, and a corrected bar
+    (republished, final again) beats the bar it corrects."""
 
     symbol: str
     interval: str  # "1s", "1m", ...
@@ -111,6 +180,9 @@ class Bar(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 TRADE_DECODER = msgspec.json.Decoder(TradeData)
 QUOTE_DECODER = msgspec.json.Decoder(QuoteData)
+CORRECTION_DECODER = msgspec.json.Decoder(CorrectionData)
+CANCEL_DECODER = msgspec.json.Decoder(CancelData)
+STATUS_DECODER = msgspec.json.Decoder(StatusData)
 STATE_DECODER = msgspec.json.Decoder(TickerState)
 BAR_DECODER = msgspec.json.Decoder(Bar)
 ENCODER = msgspec.json.Encoder()

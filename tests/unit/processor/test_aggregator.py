@@ -69,15 +69,16 @@ def test_quotes_give_spread_and_mid() -> None:
     assert state.trades == 0
 
 
-def test_new_utc_day_starts_a_new_session_with_previous_close() -> None:
+def test_the_next_exchange_session_starts_a_new_session_with_previous_close() -> None:
     agg = make()
-    late_evening = dt.datetime(2026, 11, 27, 23, 59, 59, tzinfo=dt.UTC)
+    friday = dt.datetime(2026, 11, 27, 17, 59, 59, tzinfo=dt.UTC)  # early close 18:00 UTC
     (out,) = run(
         agg,
         [
-            trade("X", 10.0, 5, late_evening),
-            trade("X", 12.0, 5, late_evening + 0.5 * S),
-            trade("X", 11.0, 2, late_evening + 5 * S),
+            trade("X", 10.0, 5, friday),
+            trade("X", 12.0, 5, friday + 0.5 * S),  # the close: last regular trade
+            trade("X", 13.0, 1, friday + 60 * S),  # post-market: not the close
+            trade("X", 11.0, 2, dt.datetime(2026, 11, 30, 14, 31, tzinfo=dt.UTC)),
         ],
     )
     state = out.updates[0]
@@ -288,5 +289,5 @@ def test_times_survive_the_document_round_trip_exactly() -> None:
     doc = agg.states["A"].to_doc(agg.states["A"].to_wire(0))
     back = SymbolState.from_doc(doc)
     assert back.time == t
-    assert back.last_time == t
+    assert back.day.last_time == t
     assert from_us(back.forming["1s"][min(back.forming["1s"])].start_us) == t.replace(microsecond=0)

@@ -37,7 +37,8 @@ def test_a_quotes_document_gives_back_the_published_state_and_the_processor_stat
     doc = state.to_doc(wire)
     assert doc["_id"] == "A"
     assert decode_quote(doc) == wire  # the gateway's view: bookkeeping ignored
-    back = SymbolState.from_doc(doc)  # the processor's view: everything to resume
+    # the processor's view: everything to resume (the session comes from the calendar)
+    back = SymbolState.from_doc(doc, state.session)
     assert back.to_doc(back.to_wire(0)) == doc
 
 

@@ -57,7 +57,7 @@ def test_the_id_window_survives_a_restart() -> None:
     out = again.apply(batches(consumed([retried(first, 5)], first_offset=1), 10)[0])
     assert out.duplicates == 1
     assert out.updates == []
-    assert (again.states["A"].volume, again.states["A"].version) == (100, 1)
+    assert (again.states["A"].day.volume, again.states["A"].version) == (100, 1)
 
 
 def test_the_same_id_from_another_source_is_another_event() -> None:
@@ -180,7 +180,7 @@ def test_a_retry_older_than_the_horizon_is_late_and_its_id_forgotten() -> None:
     assert len(agg.states["A"].seen) == 1  # the first id fell out of the 62 s horizon
     out = agg.apply(batches(consumed([retried(first, 3)], first_offset=2), 10)[0])
     assert ([r.offset for r in out.late], out.duplicates, out.updates) == ([2], 0, [])
-    assert agg.states["A"].volume == 101
+    assert agg.states["A"].day.volume == 101
 
 
 def test_a_trade_whose_bar_would_end_past_the_calendar_is_dead_lettered() -> None:

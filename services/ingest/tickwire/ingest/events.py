@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from tickwire.events import rules, wire
-from tickwire.events.kinds import KINDS, AnyKind
+from tickwire.events import rules
+from tickwire.events.kinds import KINDS, AnyData, AnyKind
 from tickwire.events.parsing import MalformedInput, guarded, utf8_error
 from tickwire.events.rules import EventId, Source, Time
 from tickwire.events.symbols import Symbol
@@ -92,7 +92,7 @@ class Event:
         type_: str,
         id_: str | None,
         source: str | None,
-        data: wire.TradeData | wire.QuoteData,
+        data: AnyData,
     ) -> None:
         self.type = type_
         self.id = id_
@@ -127,7 +127,7 @@ _NAMED_FIELD = re.compile(r"(?:unknown|required) field `([^`]*)`")
 
 def _normalize(decoded: Any, limits: Limits) -> Event:
     kind = _CLOUD.get(type(decoded))
-    data: wire.TradeData | wire.QuoteData
+    data: AnyData
     if kind is not None:
         rules.check_subject(decoded.subject, decoded.data.symbol)
         data = decoded.data

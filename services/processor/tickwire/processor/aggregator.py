@@ -10,8 +10,12 @@ partition: the result does not depend on batch boundaries, partition assignment 
 other symbols, so a replay after a crash reproduces it exactly.
 
 Each record is decided in this order: unusable -> ticks.dlq; a trade whose bar closed,
-or a quote older than the bid/ask held -> ticks.late; an id already applied (see
-tickwire.processor.dedup) -> dropped and counted; otherwise applied (version + 1).
+or a quote (status) older than the bid/ask (status) held -> ticks.late; an id already
+applied (see tickwire.processor.dedup) -> dropped and counted; a correction or cancel
+that cannot be applied (see tickwire.processor.corrections) -> ticks.dlq; otherwise
+applied (version + 1). A correction is decided and applied against the state before
+its own event time moves the watermark; then, like any event, it moves the watermark,
+which may close bars and roll the session over (tickwire.processor.sessions).
 """
 
 from __future__ import annotations
@@ -24,10 +28,20 @@ from typing import Any, TypeAlias
 from aiokafka.structs import TopicPartition
 
 from tickwire.core.errors import PoisonMessageError
-from tickwire.events.wire import TickerState, TradeData
+from tickwire.events.wire import (
+    CancelData,
+    CorrectionData,
+    QuoteData,
+    StatusData,
+    TickerState,
+    TradeData,
+)
 from tickwire.processor.bars import EPOCH, MICROSECOND, FormingBar, Interval, to_us
+from tickwire.processor.corrections import DEFAULT_TRADES, LoggedTrade, recount_bar
 from tickwire.processor.decode import read
 from tickwire.processor.dedup import DEFAULT_SIZE, id_key
+from tickwire.processor.sessions import Sessions
+from tickwire.processor.settings import ProcessorSettings
 from tickwire.processor.state import SymbolState
 
 DAY_US = 86_400_000_000
@@ -35,8 +49,28 @@ DAY_US = 86_400_000_000
 _MIN_US = to_us(dt.datetime.min.replace(tzinfo=dt.UTC))
 _MAX_US = to_us(dt.datetime.max.replace(tzinfo=dt.UTC))
 _AT_CALENDAR_EDGE = "time is too close to the calendar's edge for its bars"
+_KIND_NAME = {CorrectionData: "correction", CancelData: "cancel"}
+#: Default correction window: trades younger than this (event time) stay correctable.
+DEFAULT_CORRECTION_WINDOW_US = 300_000_000
 # aiokafka ships no type information, so a record is Any to mypy
 Record: TypeAlias = Any
+
+
+@dataclass(slots=True)
+class CorrectionRecord:
+    """An applied correction or cancel, as recorded in the `corrections` collection."""
+
+    symbol: str
+    kind: str  # "correction" | "cancel"
+    source: str
+    id: str
+    ref_id: str
+    time: dt.datetime
+    trade_time_us: int
+    before: tuple[float, float]  # the trade's (price, size) before
+    after: tuple[float, float] | None  # ... after (None: cancelled)
+    version: int  # the symbol's version once applied
+    bars: list[tuple[str, int, int]]  # (interval, start µs, new version) recomputed
 
 
 @dataclass(slots=True)
@@ -63,6 +97,7 @@ class BatchOutcome:
     quotes: int = 0
     skipped: int = 0  # replayed records at or below a symbol's stored offset
     duplicates: int = 0  # events whose id the symbol had already applied
+    corrections: list[CorrectionRecord] = field(default_factory=list)
 
 
 def representable_range(intervals: Iterable[Interval]) -> tuple[int, int]:
@@ -87,8 +122,14 @@ class Aggregator:
         grace_us: int,
         reference_prices: Mapping[str, float] | None = None,
         dedup_size: int = DEFAULT_SIZE,
+        sessions: Sessions | None = None,
+        correction_trades: int = DEFAULT_TRADES,
+        correction_window_us: int = DEFAULT_CORRECTION_WINDOW_US,
     ) -> None:
         self.intervals = tuple(intervals)
+        self.sessions = sessions if sessions is not None else Sessions()
+        self.correction_trades = correction_trades
+        self.correction_window_us = correction_window_us
         self.grace_us = grace_us
         self.dedup_size = dedup_size
         # ids of events older than this before the watermark cannot matter (late anyway)
@@ -100,10 +141,32 @@ class Aggregator:
         self.states: dict[str, SymbolState] = {}
         self._close_due: dict[str, int] = {}  # symbol -> earliest watermark closing a bar
 
+    @classmethod
+    def from_settings(cls, settings: ProcessorSettings) -> Aggregator:
+        """The aggregator the processor's settings describe."""
+        return cls(
+            [Interval.parse(name) for name in settings.bar_intervals],
+            settings.bar_grace_ms * 1000,
+            settings.reference_prices,
+            dedup_size=settings.dedup_window,
+            sessions=Sessions(
+                settings.symbol_exchanges,
+                settings.default_exchange,
+                settings.premarket,
+                settings.postmarket,
+            ),
+            correction_trades=settings.correction_trades,
+            correction_window_us=settings.correction_window // dt.timedelta(microseconds=1),
+        )
+
     # -- ownership ---------------------------------------------------------------
     def load(self, states: Iterable[SymbolState]) -> None:
         """Adopt states restored from MongoDB (on partition assignment)."""
         for state in states:
+            calendar = self.sessions.for_symbol(state.symbol)
+            state.exchange = calendar.name
+            if state.time_us >= 0:
+                state.session = calendar.session(state.time_us)
             self.states[state.symbol] = state
             self._close_due[state.symbol] = self._earliest_close(state)
 
@@ -155,6 +218,7 @@ class Aggregator:
         close_due = self._close_due
         time_low, time_high = self._time_low, self._time_high
         horizon, window = self.dedup_horizon_us, self.dedup_size
+        log_size, log_horizon = self.correction_trades, self.correction_window_us
         dead, late = out.dead, out.late
         trades = quotes = skipped = duplicates = 0
         for record in records:
@@ -165,14 +229,15 @@ class Aggregator:
                 dead.append((record, exc))  # again on a replay: it changed no state
                 continue
             time_us = (event.time - EPOCH) // MICROSECOND
-            is_trade = type(event) is TradeData
+            kind = type(event)
+            is_trade = kind is TradeData
             if is_trade and not time_low <= time_us < time_high:
                 dead.append((record, PoisonMessageError(_AT_CALENDAR_EDGE)))
                 continue
             symbol = event.symbol
             state = states.get(symbol)
             if state is None:
-                state = SymbolState(symbol, record.partition, self.reference_prices.get(symbol))
+                state = self._new_state(symbol, record.partition)
                 states[symbol] = state
                 close_due[symbol] = -1
             elif offset <= state.offset:  # handled before this state was stored
@@ -187,7 +252,11 @@ class Aggregator:
                 if time_us < watermark and self._is_late(time_us, watermark):
                     late.append(record)
                     continue
-            elif time_us < state.quote_us:  # superseded: bid/ask come from a newer quote
+            elif kind is QuoteData:
+                if time_us < state.quote_us:  # superseded: bid/ask come from a newer quote
+                    late.append(record)
+                    continue
+            elif kind is StatusData and time_us < state.status_us:  # superseded status
                 late.append(record)
                 continue
             seen = state.seen
@@ -195,10 +264,21 @@ class Aggregator:
             if id_ in seen.keys:
                 duplicates += 1
                 continue
+            if kind is CorrectionData or kind is CancelData:
+                rejected = self._correct(state, event, source, event_id, id_, received, out, bars)  # type: ignore[arg-type]
+                if rejected is not None:
+                    dead.append((record, PoisonMessageError(rejected)))
+                    continue
             if time_us > watermark:
                 state.time_us = time_us
                 state.time = event.time
+                session = state.session
+                if session is None or time_us >= session.window_end:
+                    self._enter_session(state, time_us)
                 seen.forget_before(time_us - horizon)
+                log = state.log.entries
+                if log and log[0].time_us < time_us - log_horizon:
+                    self._forget_trades(state)
                 due = close_due[symbol]
                 if 0 <= due <= time_us:
                     self._close_bars(state, out)
@@ -210,15 +290,140 @@ class Aggregator:
                 state.received_ns = received
             if is_trade:
                 trades += 1
-                state.apply_trade(event, time_us, time_us // DAY_US)  # type: ignore[arg-type]
-                self._add_to_bars(state, event, time_us, received, bars)  # type: ignore[arg-type]
-            else:
+                self._apply_trade(state, event, id_, time_us, received, bars)  # type: ignore[arg-type]
+                if len(state.log.entries) > log_size:
+                    self._forget_trades(state)
+            elif kind is QuoteData:
                 quotes += 1
                 state.apply_quote(event, time_us)  # type: ignore[arg-type]
+            elif kind is StatusData:
+                state.apply_status(event, time_us)  # type: ignore[arg-type]
         out.trades += trades
         out.quotes += quotes
         out.skipped += skipped
         out.duplicates += duplicates
+
+    def _new_state(self, symbol: str, partition: int) -> SymbolState:
+        calendar = self.sessions.for_symbol(symbol)
+        return SymbolState(symbol, partition, self.reference_prices.get(symbol), calendar.name)
+
+    def _enter_session(self, state: SymbolState, time_us: int) -> None:
+        """The watermark moved past the session's window: roll over (if it is a later
+        session) into the one the watermark is in now."""
+        session = self.sessions.for_symbol(state.symbol).session(time_us)
+        if session.day > state.session_day:
+            state.roll_over(session)
+        else:
+            state.session = session
+
+    def _apply_trade(
+        self,
+        state: SymbolState,
+        trade: TradeData,
+        key: int,
+        time_us: int,
+        received: int | None,
+        bars: dict[int, BarChange],
+    ) -> None:
+        session = state.session
+        assert session is not None  # the watermark is at or past this trade
+        if time_us < session.window_start:  # late across a session boundary: its own
+            session = self.sessions.for_symbol(state.symbol).session(time_us)
+        regular = session.open <= time_us < session.close
+        state.apply_trade(trade, time_us, session.day, regular)
+        self._add_to_bars(state, trade, time_us, received, bars)
+        if self.correction_trades:
+            state.log.append(
+                LoggedTrade(key, time_us, trade.price, trade.size, received, session.day, regular)
+            )
+
+    def _forget_trades(self, state: SymbolState) -> None:
+        """Forget the trades past the correction window (see tickwire.processor.corrections):
+        the session's go into its frozen tally, and their bars can no longer be corrected."""
+        frozen, session_day = state.frozen, state.session_day
+        intervals, forming, closed = self.intervals, state.forming, state.closed
+
+        def forgotten(trade: LoggedTrade) -> None:
+            if trade.day == session_day:
+                frozen.add_logged(trade)
+            for interval in intervals:
+                start = trade.time_us - trade.time_us % interval.length_us
+                bar = forming.get(interval.name, {}).get(start)
+                if bar is not None:
+                    bar.complete = False
+                closed.pop((interval.name, start), None)
+
+        state.log.forget(
+            state.time_us - self.correction_window_us, self.correction_trades, forgotten
+        )
+
+    def _correct(
+        self,
+        state: SymbolState,
+        event: CorrectionData | CancelData,
+        source: bytes | None,
+        event_id: bytes,
+        key: int,
+        received: int | None,
+        out: BatchOutcome,
+        changed: dict[int, BarChange],
+    ) -> str | None:
+        """Apply a correction or a cancel to its trade, its bars and the session; the
+        reason it is rejected instead (nothing changed), if it is."""
+        ref = id_key(source, event.ref_id.encode())
+        trade = state.log.by_key.get(ref)
+        if trade is None:
+            return (
+                f"{_KIND_NAME[type(event)]} refers to trade {event.ref_id!r}, which is not "
+                "among the trades this symbol remembers (unknown, cancelled, another "
+                "symbol's, or past the correction window)"
+            )
+        affected: list[tuple[Interval, FormingBar, bool]] = []
+        for interval in self.intervals:
+            start = trade.time_us - trade.time_us % interval.length_us
+            bar = state.forming.get(interval.name, {}).get(start)
+            final = bar is None
+            if bar is None:
+                bar = state.closed.get((interval.name, start))
+            if bar is None or not bar.complete:
+                return (
+                    f"{_KIND_NAME[type(event)]} of trade {event.ref_id!r}: its "
+                    f"{interval.name} bar is past the correction window"
+                )
+            affected.append((interval, bar, final))
+        corrected = (
+            trade._replace(price=event.price, size=event.size)
+            if type(event) is CorrectionData
+            else None
+        )
+        state.log.replace(trade, corrected)
+        for interval, bar, final in affected:
+            end = bar.start_us + interval.length_us
+            recount_bar(bar, (t for t in state.log if bar.start_us <= t.time_us < end), received)
+            change = BarChange(state.symbol, interval, bar)
+            if final:
+                out.closed.append(change)
+            else:
+                changed[id(bar)] = change
+        if trade.day == state.session_day:
+            state.recount_session()
+        state.corrections += 1
+        out.corrections.append(
+            CorrectionRecord(
+                symbol=state.symbol,
+                kind=_KIND_NAME[type(event)],
+                source=(source or b"").decode("utf-8", "replace"),
+                id=event_id.decode("utf-8", "replace"),
+                ref_id=event.ref_id,
+                time=event.time,
+                trade_time_us=trade.time_us,
+                before=(trade.price, trade.size),
+                after=None if corrected is None else (corrected.price, corrected.size),
+                version=state.version + 1,
+                bars=[(i.name, b.start_us, b.version(final=f)) for i, b, f in affected],
+            )
+        )
+        return None
 
     def _bars_representable(self, time_us: int) -> bool:
         """Whether every bar holding time_us starts and ends within datetime's range."""
@@ -260,6 +465,7 @@ class Aggregator:
     def _close_bars(self, state: SymbolState, out: BatchOutcome) -> None:
         watermark = state.time_us
         grace = self.grace_us
+        keep = self.correction_trades > 0  # closed bars stay correctable
         for interval in self.intervals:
             bars = state.forming.get(interval.name)
             if not bars:
@@ -267,7 +473,10 @@ class Aggregator:
             length = interval.length_us
             for start in sorted(bars):
                 if start + length + grace <= watermark:
-                    out.closed.append(BarChange(state.symbol, interval, bars.pop(start)))
+                    bar = bars.pop(start)
+                    out.closed.append(BarChange(state.symbol, interval, bar))
+                    if bar.complete and keep:
+                        state.closed[(interval.name, start)] = bar
         self._close_due[state.symbol] = self._earliest_close(state)
 
     def _earliest_close(self, state: SymbolState) -> int:

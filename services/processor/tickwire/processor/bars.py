@@ -57,19 +57,24 @@ class FormingBar:
     Open and close follow event time, not arrival: open is the price of the trade with
     the earliest event time, close the one with the latest (on equal times the trade
     that arrived later wins the close and the one that arrived first keeps the open).
-    `trades` is also the bar's revision: its version on ticker.bars is
-    2 * trades + (1 if final else 0), compared per (symbol, interval, start).
+    `revision` counts the trades, corrections and cancels applied to it (without
+    corrections it equals `trades`): its version on ticker.bars is
+    2 * revision + (1 if final else 0), compared per (symbol, interval, start).
+    `complete` is false once one of its trades is no longer remembered for corrections
+    (tickwire.processor.corrections): such a bar cannot be corrected any more.
     """
 
     __slots__ = (
         "close",
         "close_us",
+        "complete",
         "high",
         "low",
         "notional",
         "open",
         "open_us",
         "received_ns",
+        "revision",
         "start_us",
         "trades",
         "volume",
@@ -82,6 +87,8 @@ class FormingBar:
         self.volume = 0.0
         self.notional = 0.0
         self.trades = 0
+        self.revision = 0
+        self.complete = True
         self.received_ns: int | None = None
 
     def add(self, price: float, size: float, time_us: int, received_ns: int | None) -> None:
@@ -97,12 +104,13 @@ class FormingBar:
         self.volume += size
         self.notional += price * size
         self.trades += 1
+        self.revision += 1
         if received_ns is not None:
             self.received_ns = received_ns
 
     def version(self, *, final: bool) -> int:
         """The bar's version on ticker.bars: 2 * revision (+1 once final)."""
-        return 2 * self.trades + (1 if final else 0)
+        return 2 * self.revision + (1 if final else 0)
 
     def to_wire(self, symbol: str, interval: Interval, *, final: bool) -> Bar:
         """The bar as it travels on ticker.bars."""
@@ -137,6 +145,8 @@ class FormingBar:
             "open_us": self.open_us,
             "close_us": self.close_us,
             "received_ns": self.received_ns,
+            "revision": self.revision,
+            "complete": self.complete,
         }
 
     @classmethod
@@ -149,6 +159,8 @@ class FormingBar:
         bar.volume = float(doc["volume"])
         bar.notional = float(doc["notional"])
         bar.trades = int(doc["trades"])
+        bar.revision = int(doc.get("revision", bar.trades))
+        bar.complete = bool(doc.get("complete", True))
         bar.open_us = int(doc.get("open_us", bar.start_us))
         bar.close_us = int(doc.get("close_us", bar.start_us))
         received = doc.get("received_ns")

@@ -48,7 +48,6 @@ from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
-from tickwire.processor.bars import Interval
 from tickwire.processor.outputs import batch_records
 from tickwire.processor.persist import Persister
 from tickwire.processor.settings import ProcessorSettings
@@ -80,12 +79,7 @@ class ProcessorLoop:
         self.settings = settings
         self.store = store
         self.security = KafkaSecurity.from_settings(settings)  # refused here if unusable
-        self.aggregator = Aggregator(
-            [Interval.parse(name) for name in settings.bar_intervals],
-            settings.bar_grace_ms * 1000,
-            settings.reference_prices,
-            dedup_size=settings.dedup_window,
-        )
+        self.aggregator = Aggregator.from_settings(settings)
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.publisher: BatchPublisher | None = None

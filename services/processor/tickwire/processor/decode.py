@@ -1,4 +1,5 @@
-"""Turn a ticks.raw record (CloudEvents binary mode) into a validated trade or quote.
+"""Turn a ticks.raw record (CloudEvents binary mode) into a validated event (a trade,
+quote, correction, cancel or status).
 
 The kind comes from the record's `ce_type` header and is validated by the same
 registry entry ingest validates with (`tickwire.events.kinds`), so every event ingest
@@ -14,23 +15,22 @@ import msgspec
 
 from tickwire.core.errors import PoisonMessageError
 from tickwire.events import headers as h
-from tickwire.events.kinds import BY_TYPE_HEADER
+from tickwire.events.kinds import BY_TYPE_HEADER, AnyData
 from tickwire.events.parsing import MalformedInput
 from tickwire.events.rules import RuleError
-from tickwire.events.wire import QuoteData, TradeData
 
 #: tw_received_ns must fit a signed 64-bit integer (ns since the epoch until 2262)
 _MAX_RECEIVED_NS = (1 << 63) - 1
 
 
-def decode(key: bytes | None, value: bytes | None, headers: Any) -> TradeData | QuoteData:
+def decode(key: bytes | None, value: bytes | None, headers: Any) -> AnyData:
     """The record's event, validated; PoisonMessageError says what is wrong with it."""
     return _event(key, value, h.find(headers, h.CE_TYPE))
 
 
 def read(
     key: bytes | None, value: bytes | None, headers: Any
-) -> tuple[TradeData | QuoteData, bytes, bytes | None, int | None]:
+) -> tuple[AnyData, bytes, bytes | None, int | None]:
     """Everything the aggregator needs from a record, reading its headers once: the
     validated event, its id (ce_id), its source (ce_source) and the ingest receive time
     (tw_received_ns, None when absent or malformed). A repeated header counts by its
@@ -49,13 +49,13 @@ def read(
     return event, event_id, fields.get(h.CE_SOURCE), _received(fields.get(h.RECEIVED_NS))
 
 
-def _event(key: bytes | None, value: bytes | None, raw_type: bytes | None) -> TradeData | QuoteData:
+def _event(key: bytes | None, value: bytes | None, raw_type: bytes | None) -> AnyData:
     if value is None:
         raise PoisonMessageError("record has no value")
     kind = BY_TYPE_HEADER.get(raw_type) if raw_type is not None else None
     if kind is None:
         raise PoisonMessageError(f"unknown or missing ce_type {raw_type!r}")
-    event: TradeData | QuoteData
+    event: AnyData
     try:
         event = kind.decode(value)
     except (msgspec.DecodeError, MalformedInput) as exc:

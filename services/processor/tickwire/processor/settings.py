@@ -26,6 +26,37 @@ class ProcessorSettings(CommonSettings):
     reference_prices: dict[str, float] = Field(
         {}, description="previous close per symbol for change/change %; default: session open"
     )
+    symbol_exchanges: dict[str, str] = Field(
+        {},
+        description="exchange calendar (exchange-calendars name, e.g. XNYS, XLON) per "
+        "symbol, for sessions; other symbols use default_exchange",
+    )
+    default_exchange: str = Field("XNYS", description="exchange calendar of other symbols")
+    premarket: dt.timedelta = Field(
+        dt.timedelta(hours=5, minutes=30),
+        ge=dt.timedelta(0),
+        description="pre-market length before a session's open (XNYS: 04:00-09:30 ET)",
+    )
+    postmarket: dt.timedelta = Field(
+        dt.timedelta(hours=4),
+        ge=dt.timedelta(0),
+        description="post-market length after a session's close (XNYS: 16:00-20:00 ET)",
+    )
+    correction_trades: int = Field(
+        256,
+        ge=0,
+        description="trades remembered per symbol so corrections and cancels can refer to "
+        "them (0: none, every correction is rejected)",
+    )
+    correction_window: dt.timedelta = Field(
+        dt.timedelta(minutes=5),
+        gt=dt.timedelta(0),
+        description="how long (event time, before the symbol's watermark) a trade stays "
+        "correctable, within correction_trades",
+    )
+    corrections_collection: str = Field(
+        "corrections", description="MongoDB collection recording applied corrections"
+    )
     dedup_window: int = Field(
         1000, ge=1, description="event ids remembered per symbol, so a retry is applied once"
     )

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import bson
+import msgspec
 from bson.raw_bson import RawBSONDocument
 from pymongo import ASCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
@@ -35,7 +36,8 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from tickwire.mongo.documents import BucketWrite, bucket_write, encode_bar, fine_bars_filter
 from tickwire.processor import metrics as m
-from tickwire.processor.aggregator import BarChange, BatchOutcome
+from tickwire.processor.aggregator import BarChange, BatchOutcome, CorrectionRecord
+from tickwire.processor.bars import from_us
 from tickwire.processor.state import SymbolState
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,30 @@ def _older_than(doc: dict[str, Any]) -> dict[str, Any]:
             {"version": {"$lt": version}},
             {"version": version, "offset": {"$lte": offset}},
             {"version": version, "partition": {"$ne": partition}},
+        ],
+    }
+
+
+def correction_doc(record: CorrectionRecord) -> dict[str, Any]:
+    """An applied correction or cancel as recorded in `corrections`, `_id` =
+    `symbol|source|id` (the correction's own event id: a replay writes the same)."""
+    return {
+        "_id": f"{record.symbol}|{record.source}|{record.id}",
+        "symbol": record.symbol,
+        "kind": record.kind,
+        "source": record.source,
+        "id": record.id,
+        "ref_id": record.ref_id,
+        "time": msgspec.to_builtins(record.time),
+        "trade_time": msgspec.to_builtins(from_us(record.trade_time_us)),
+        "before": {"price": record.before[0], "size": record.before[1]},
+        "after": None
+        if record.after is None
+        else {"price": record.after[0], "size": record.after[1]},
+        "version": record.version,
+        "bars": [
+            {"interval": name, "start": msgspec.to_builtins(from_us(start)), "version": version}
+            for name, start, version in record.bars
         ],
     }
 
@@ -93,9 +119,10 @@ class Documents:
 
     quotes: dict[str, QuoteDoc] = field(default_factory=dict)  # by symbol
     bars: dict[str, BucketWrite] = field(default_factory=dict)  # by bucket id
+    corrections: dict[str, RawBSONDocument] = field(default_factory=dict)  # by _id
 
     def __len__(self) -> int:
-        return len(self.quotes) + len(self.bars)
+        return len(self.quotes) + len(self.bars) + len(self.corrections)
 
     def absorb(self, later: Documents) -> None:
         """Coalesce a later batch's documents into these (persistence runs behind the
@@ -103,6 +130,7 @@ class Documents:
         one (the same writer, so never an older version), closed bars are all kept,
         one bucket update carrying every bar of that bucket."""
         self.quotes.update(later.quotes)
+        self.corrections.update(later.corrections)
         for bucket_id, write in later.bars.items():
             mine = self.bars.get(bucket_id)
             if mine is None:
@@ -124,10 +152,12 @@ class StateStore:
         quotes: str = "quotes",
         bars: str = "bars",
         inflight: str = "processor_inflight",
+        corrections: str = "corrections",
     ) -> None:
         self.quotes = db[quotes]
         self.bars = db[bars]
         self.inflight = db[inflight]
+        self.corrections = db[corrections]
         self._known: set[str] = set()  # symbols whose quotes document exists
         self._newest_end: dt.datetime | None = None
 
@@ -239,14 +269,23 @@ class StateStore:
                 out.bars[write.id] = write
             else:
                 mine.absorb(write)
+        for record in outcome.corrections:
+            doc = correction_doc(record)
+            out.corrections[doc["_id"]] = _raw(doc)
         return out
 
     async def write(self, docs: Documents) -> int:
-        """Insert the batch's closed bars, then write its states (unordered bulk writes
-        of UPSERTS_PER_COMMAND documents each). Returns the number of documents."""
+        """Insert the batch's closed bars and corrections, then write its states
+        (unordered bulk writes of UPSERTS_PER_COMMAND documents each). Returns the
+        number of documents."""
         # Bars first, states second: a state's offset guard must never get ahead of
         # the bars it implies, or a crash in between would make a replay skip them.
         await self._write_bars(list(docs.bars.values()))
+        if docs.corrections:  # keyed by the correction's id: a replay writes the same
+            await _bulk_upsert(
+                self.corrections,
+                [ReplaceOne({"_id": k}, v, upsert=True) for k, v in docs.corrections.items()],
+            )
         await self._write_quotes(list(docs.quotes.values()))
         return len(docs)
 
