@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import exchange_calendars  # type: ignore[import-untyped]
-import pandas as pd
+import pandas as pd  # type: ignore[import-untyped]
 
 TRADE = "io.tickwire.trade.v1"
 QUOTE = "io.tickwire.quote.v1"

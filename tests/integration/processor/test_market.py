@@ -239,14 +239,14 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
     for record in sorted(updates, key=lambda r: (r.partition, r.offset)):
         state = STATE_DECODER.decode(record.value)
         last[state.symbol] = state
-    for symbol, state in want.states.items():
+    for symbol, wanted in want.states.items():
         got = last[symbol]
-        assert got.version == state["version"]
+        assert got.version == wanted["version"]
         assert got.session is not None
         assert (got.session.date, got.session.phase, got.session.prev_close) == (
-            state["session"]["date"],
-            state["session"]["phase"],
-            state["prev_close"],
+            wanted["session"]["date"],
+            wanted["session"]["phase"],
+            wanted["prev_close"],
         )
     assert last["A"].status is not None
     assert (last["A"].status.state, last["A"].status.reason) == ("trading", None)
