@@ -10,6 +10,17 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tickwire.core.errors import ConfigError
+
+
+def read_secret(path: Path, setting: str) -> str:
+    """A secret kept in a file (a Kubernetes secret's mount; trailing newline removed),
+    or ConfigError naming the setting."""
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
+
 
 class CommonSettings(BaseSettings):
     """Connection and topic settings shared by ingest, processor and gateway."""
@@ -42,6 +53,21 @@ class CommonSettings(BaseSettings):
     )
     mongodb_url: str = Field("mongodb://127.0.0.1:27017/", description="MongoDB URL")
     mongodb_db: str = Field("tickwire", description="MongoDB database name")
+    mongodb_username: str | None = Field(None, description="MongoDB user (or in the URL)")
+    mongodb_password: SecretStr | None = Field(None, description="MongoDB password")
+    mongodb_password_file: Path | None = Field(
+        None, description="file holding the MongoDB password (wins over the variable)"
+    )
+    mongodb_auth_mechanism: str | None = Field(
+        None, description="e.g. SCRAM-SHA-256 (MongoDB) or PLAIN (FerretDB v1, TLS only)"
+    )
+    mongodb_tls: bool = Field(False, description="connect to MongoDB over TLS")
+    mongodb_tls_ca_file: Path | None = Field(
+        None, description="CA bundle (PEM) for MongoDB's certificate; default: system's"
+    )
+    mongodb_tls_certificate_key_file: Path | None = Field(
+        None, description="client certificate and key (one PEM file), mutual TLS"
+    )
 
     topic_raw: str = Field("ticks.raw", description="events posted by producers")
     topic_updates: str = Field("ticker.updates", description="per-symbol state updates")

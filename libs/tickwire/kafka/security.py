@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from aiokafka.helpers import create_ssl_context
 
 from tickwire.core.errors import ConfigError
+from tickwire.core.settings import read_secret
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
@@ -45,14 +46,6 @@ class KafkaSecuritySettings(Protocol):
     kafka_ssl_keyfile: Path | None
     kafka_ssl_key_password_file: Path | None
     kafka_ssl_check_hostname: bool
-
-
-def read_secret(path: Path, setting: str) -> str:
-    """A secret kept in a file (trailing newline removed), or ConfigError naming it."""
-    try:
-        return path.read_text().rstrip("\r\n")
-    except OSError as exc:
-        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from None
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,21 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from tickwire.mongo.security import NO_AUTH, MongoSecurity
 
-def make_client(url: str, *, timeout_ms: int = 5000, **extra: Any) -> AsyncMongoClient[Any]:
-    """An AsyncMongoClient with bounded timeouts so outages surface as errors."""
+
+def make_client(
+    url: str, *, timeout_ms: int = 5000, security: MongoSecurity = NO_AUTH, **extra: Any
+) -> AsyncMongoClient[Any]:
+    """An AsyncMongoClient with bounded timeouts so outages surface as errors, with the
+    service's credentials and TLS (`security.py`)."""
     return AsyncMongoClient(
         url,
         serverSelectionTimeoutMS=timeout_ms,
         connectTimeoutMS=timeout_ms,
         socketTimeoutMS=max(timeout_ms * 2, 10_000),
         tz_aware=True,
+        **security.options(),
         **extra,
     )
 

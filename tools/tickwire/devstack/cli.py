@@ -2,6 +2,7 @@
 
 tickwire-stack up [--brokers 3] [--kafka-port 9092] [--mongo-port 27017]
                   [--store postgresql|sqlite]   # FerretDB's backend ($TICKWIRE_STACK_STORE)
+                  [--secure]                    # Kafka over SASL_SSL (TLS + SCRAM/PLAIN)
                   [--with rabbitmq,redis]       # optional servers (extras.py)
 tickwire-stack status [--json]
 tickwire-stack env          # shell exports for TICKWIRE_KAFKA_BOOTSTRAP etc.
@@ -31,6 +32,8 @@ def _print_status(status: dict[str, object]) -> None:
     print(f"bootstrap servers:  {status['bootstrap_servers']}")
     print(f"MongoDB URL:        {status['mongodb_url']}")
     print(f"store:              FerretDB on {status['store']}")
+    if status.get("secure"):
+        print("Kafka security:     SASL_SSL (TLS + SCRAM-SHA-512); `env` prints the settings")
     urls = status.get("extras")
     if isinstance(urls, dict):
         for name, url in urls.items():
@@ -61,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--kafka-port", type=int, default=None)
     up.add_argument("--mongo-port", type=int, default=None)
     up.add_argument("--partitions", type=int, default=6)
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="a new stack's Kafka listens only on SASL_SSL: TLS with the stack's own CA "
+        "and SASL (SCRAM-SHA-512/256, PLAIN); `env` prints the client settings",
+    )
     up.add_argument(
         "--store",
         choices=STORES,
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.partitions,
                 args.store,
                 extras.parse(args.extras),
+                secure=args.secure,
             )
             print(f"[stack] up in {time.monotonic() - started:.1f}s", flush=True)
             _print_status(stack.status())
@@ -112,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
             print(f"export TICKWIRE_KAFKA_BOOTSTRAP={info.bootstrap_servers}")
             print(f"export TICKWIRE_MONGODB_URL={info.mongodb_url}")
+            for name, value in stack.security_env().items():
+                print(f"export {name}={value}")
             for name in info.extras:
                 print(f"export {extras.EXTRAS[name].env_var}={stack.extra_server(name).url}")
         elif args.command == "run":

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tickwire.devstack.errors import StartupError
 from tickwire.devstack.paths import FERRETDB_MODULE, FERRETDB_VERSION, cache_dir
@@ -70,33 +71,54 @@ def build() -> Path:
 
 
 def argv(
-    binary: Path, port: int, debug_port: int, data_dir: Path, postgresql_url: str | None = None
+    binary: Path,
+    port: int,
+    debug_port: int,
+    data_dir: Path,
+    postgresql_url: str | None = None,
+    tls: Path | None = None,
 ) -> list[str]:
     """The FerretDB command line for a server on 127.0.0.1:port, on the PostgreSQL at
-    postgresql_url, or on SQLite files in data_dir without one."""
+    postgresql_url, or on SQLite files in data_dir without one. With `tls` (a PEM of
+    key and certificate chain), it listens on TLS only; clients then authenticate with
+    PLAIN and FerretDB hands their credentials to PostgreSQL, which checks them."""
     if postgresql_url is None:
         backend = ["--handler=sqlite", f"--sqlite-url=file:{data_dir}/"]
     else:
         backend = ["--handler=postgresql", f"--postgresql-url={postgresql_url}"]
+    if tls is None:
+        listen = [f"--listen-addr=127.0.0.1:{port}"]
+    else:
+        listen = [
+            "--listen-addr=",
+            f"--listen-tls=127.0.0.1:{port}",
+            f"--listen-tls-cert-file={tls}",
+            f"--listen-tls-key-file={tls}",
+        ]
     return [
         str(binary),
         *backend,
         f"--state-dir={data_dir}",
-        f"--listen-addr=127.0.0.1:{port}",
+        *listen,
         f"--debug-addr=127.0.0.1:{debug_port}",
         "--telemetry=disable",
         "--log-level=warn",
     ]
 
 
-def wait_ready(url: str, log: Path, timeout: float = 60.0) -> None:
-    """Block until the server answers a ping, or raise StartupError."""
+def wait_ready(
+    url: str, log: Path, timeout: float = 60.0, options: dict[str, Any] | None = None
+) -> None:
+    """Block until the server answers a ping, or raise StartupError. `options`: the
+    client's credentials and TLS (`MongoSecurity.options()`) on a secure stack."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        client: MongoClient[dict[str, object]] = MongoClient(url, serverSelectionTimeoutMS=1000)
+        client: MongoClient[dict[str, object]] = MongoClient(
+            url, serverSelectionTimeoutMS=1000, **(options or {})
+        )
         try:
             client.admin.command("ping")
             return

@@ -81,8 +81,9 @@ def unprivileged(argv: list[str]) -> list[str]:
     return [unshare, "--user", f"--map-user={ids}", f"--map-group={ids}", *argv]
 
 
-def init_cluster(bindir: Path, data_dir: Path, log: Path) -> None:
-    """Create the cluster once (a data directory that has PG_VERSION is kept)."""
+def init_cluster(bindir: Path, data_dir: Path, log: Path, password: Path | None = None) -> None:
+    """Create the cluster once (a data directory that has PG_VERSION is kept). With a
+    password file, USER needs that password (SCRAM-SHA-256) on every connection."""
     if (data_dir / "PG_VERSION").exists():
         return
     data_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -91,7 +92,7 @@ def init_cluster(bindir: Path, data_dir: Path, log: Path) -> None:
         str(bindir / "initdb"),
         f"--pgdata={data_dir}",
         f"--username={USER}",
-        "--auth=trust",
+        *(["--auth=scram-sha-256", f"--pwfile={password}"] if password else ["--auth=trust"]),
         "--encoding=UTF8",
         "--locale=C",
         "--no-instructions",
@@ -196,7 +197,7 @@ WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema');
 """
 
 
-def install_indexing(bindir: Path, port: int, log: Path) -> None:
+def install_indexing(bindir: Path, port: int, log: Path, password: Path | None = None) -> None:
     """Install INDEX_SQL (idempotent); StartupError if psql fails."""
     argv = [
         str(bindir / "psql"),
@@ -204,6 +205,7 @@ def install_indexing(bindir: Path, port: int, log: Path) -> None:
         "-v", "ON_ERROR_STOP=1", "-q", "-c", INDEX_SQL,
     ]  # fmt: skip
     with open(log, "ab") as out:
-        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
+        env = {**os.environ, "PGPASSWORD": password.read_text()} if password else None
+        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False, env=env)
     if result.returncode != 0:
         raise StartupError(f"installing the jsonb indexing failed; see {log}")

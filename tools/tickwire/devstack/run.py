@@ -115,6 +115,7 @@ def main(rate: float = 200.0) -> int:
             **os.environ,
             "TICKWIRE_KAFKA_BOOTSTRAP": info.bootstrap_servers,
             "TICKWIRE_MONGODB_URL": info.mongodb_url,
+            **stack.security_env(),  # a stack made with `up --secure`: SASL_SSL
         }
         for spec in specs:
             pid_files.append(start_service(spec, base_env, run_dir))

@@ -5,6 +5,9 @@ Layout of a stack directory:
 
     stack.json              endpoints, ports, node ids and the store (what `status` prints)
     kafka-<id>/             server.properties, data/, kafka.log, kafka.pid
+    tls/                    a secure stack's CA, certificates and passwords (`up
+                            --secure`: Kafka on SASL_SSL, kafka.Secure; FerretDB on
+                            TLS only, its users checked by PostgreSQL with SCRAM)
     postgres/               data/, postgres.log, postgres.pid (store "postgresql" only)
     ferretdb/               data/ (SQLite files, or FerretDB's state), ferretdb.log,
                             ferretdb.pid
@@ -23,10 +26,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tickwire.devstack import ferretdb, kafka, postgres, procs
+from tickwire.devstack import certs, ferretdb, kafka, postgres, procs
 from tickwire.devstack.errors import StackError, StartupError
 from tickwire.devstack.extras import EXTRAS, ExtraServer
 from tickwire.devstack.paths import STORES, default_store
+from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
+from tickwire.mongo.security import NO_AUTH, MongoSecurity
+
+#: The user services connect as on a secure stack, to Kafka (SASL; the brokers are user
+#: `broker`) and to FerretDB (PLAIN over TLS, checked by PostgreSQL).
+CLIENT_USER = "tickwire"
 
 
 @dataclass
@@ -41,6 +50,7 @@ class StackInfo:
     partitions: int = 6
     store: str = "sqlite"  # FerretDB's backend; stacks recorded before it had SQLite
     postgres_port: int = 0
+    secure: bool = False  # one SASL_SSL listener (TLS + SCRAM/PLAIN), see kafka.Secure
     extras: dict[str, int] = field(default_factory=dict)  # optional server -> its port
 
 
@@ -63,6 +73,78 @@ class Stack:
 
     def kafka_dir(self, node_id: int) -> Path:
         return self.root / f"kafka-{node_id}"
+
+    # -- security (a stack started with --secure) -------------------------------------
+    def tls_files(self) -> certs.StackCerts:
+        """The stack's CA and certificates (made on first use)."""
+        return certs.make(self.root / "tls")
+
+    def _password(self, user: str) -> Path:
+        """The file holding a SASL user's password, made (random, 0600) on first use."""
+        path = self.root / "tls" / f"{user}.password"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(0o600)
+            path.write_text(secrets.token_urlsafe(24))
+        return path
+
+    def _secure(self, info: StackInfo) -> kafka.Secure | None:
+        if not info.secure:
+            return None
+        return kafka.Secure(
+            tls=self.tls_files(),
+            client_user=CLIENT_USER,
+            client_password=self._password(CLIENT_USER).read_text(),
+            broker_password=self._password("broker").read_text(),
+        )
+
+    def kafka_security(self) -> KafkaSecurity:
+        """How a client connects to this stack's Kafka (SCRAM-SHA-512 when secure)."""
+        info = self.info()
+        if info is None or not info.secure:
+            return PLAINTEXT
+        return KafkaSecurity(
+            protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            username=CLIENT_USER,
+            password=self._password(CLIENT_USER).read_text(),
+            cafile=self.tls_files().ca,
+        )
+
+    def mongo_security(self) -> MongoSecurity:
+        """How a client connects to this stack's FerretDB (PLAIN over TLS when secure)."""
+        info = self.info()
+        if info is None or not info.secure:
+            return NO_AUTH
+        return MongoSecurity(
+            username=CLIENT_USER,
+            password=self._password("mongodb").read_text(),
+            auth_mechanism="PLAIN",
+            tls=True,
+            ca_file=self.tls_files().ca,
+        )
+
+    def security_env(self) -> dict[str, str]:
+        """The TICKWIRE_KAFKA_* and TICKWIRE_MONGODB_* settings of a service connecting
+        to this stack (passwords as files, as Kubernetes secrets are mounted)."""
+        info = self.info()
+        if info is None or not info.secure:
+            return {}
+        ca = str(self.tls_files().ca)
+        return {
+            "TICKWIRE_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "TICKWIRE_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "TICKWIRE_KAFKA_SASL_USERNAME": CLIENT_USER,
+            "TICKWIRE_KAFKA_SASL_PASSWORD_FILE": str(self._password(CLIENT_USER)),
+            "TICKWIRE_KAFKA_SSL_CAFILE": ca,
+            "TICKWIRE_MONGODB_USERNAME": CLIENT_USER,
+            "TICKWIRE_MONGODB_PASSWORD_FILE": str(self._password("mongodb")),
+            "TICKWIRE_MONGODB_AUTH_MECHANISM": "PLAIN",
+            "TICKWIRE_MONGODB_TLS": "true",
+            "TICKWIRE_MONGODB_TLS_CA_FILE": ca,
+        }
 
     def status(self) -> dict[str, Any]:
         """Endpoints, log paths and liveness of every component."""
@@ -90,6 +172,7 @@ class Stack:
             "bootstrap_servers": info.bootstrap_servers,
             "mongodb_url": info.mongodb_url,
             "store": info.store,
+            "secure": info.secure,
             "extras": {name: self.extra_server(name).url for name in info.extras},
             "components": components,
         }
@@ -120,13 +203,15 @@ class Stack:
         partitions: int = 6,
         store: str | None = None,
         extras: Sequence[str] = (),
+        secure: bool = False,
     ) -> StackInfo:
         """Bring the stack up (or finish bringing it up) and wait until it answers.
 
         Re-running on a stack that is already up returns at once; a stack keeps the
         store it was made with (`store`, default $TICKWIRE_STACK_STORE or PostgreSQL,
-        applies to a new one). `extras` (names of `extras.EXTRAS`) are started too, and
-        added to a stack that runs without them. Interrupted (Ctrl-C) or failed start-ups
+        applies to a new one; so does `secure`, Kafka's SASL_SSL listener). `extras`
+        (names of `extras.EXTRAS`) are started too, and added to a stack that runs
+        without them. Interrupted (Ctrl-C) or failed start-ups
         stop whatever this call started.
         """
         existing = self.info()
@@ -135,10 +220,12 @@ class Stack:
         chosen = existing.store if existing else store or default_store()
         if chosen not in STORES:
             raise StackError(f"unknown store {chosen!r}: use one of {', '.join(STORES)}")
+        if secure and chosen != "postgresql" and existing is None:
+            raise StackError("--secure needs the postgresql store (it checks the users)")
         libs = kafka.resolve_jars()
         ferret_bin = ferretdb.build()
         pg_bin = postgres.bin_dir() if chosen == "postgresql" else None
-        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions, chosen)
+        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions, chosen, secure)
         for name in extras:
             info.extras.setdefault(name, procs.free_port())
         self.root.mkdir(parents=True, exist_ok=True)
@@ -154,8 +241,13 @@ class Stack:
                 info.bootstrap_servers,
                 len(info.kafka_nodes),
                 self.kafka_dir(info.kafka_nodes[0]["node_id"]) / "kafka.log",
+                options=self.kafka_security().options(),
             )
-            ferretdb.wait_ready(info.mongodb_url, self.root / "ferretdb" / "ferretdb.log")
+            ferretdb.wait_ready(
+                info.mongodb_url,
+                self.root / "ferretdb" / "ferretdb.log",
+                options=self.mongo_security().options(),
+            )
             for name in info.extras:
                 print(f"[stack] waiting for {name}...", flush=True)
                 self.extra_server(name).start()
@@ -189,6 +281,7 @@ class Stack:
         mongo_port: int | None,
         partitions: int,
         store: str,
+        secure: bool = False,
     ) -> StackInfo:
         nodes = []
         for i in range(brokers):
@@ -208,6 +301,7 @@ class Stack:
             partitions=partitions,
             store=store,
             postgres_port=procs.free_port() if store == "postgresql" else 0,
+            secure=secure,
         )
 
     def start_kafka_node(self, node_id: int, libs: Path | None = None, wait: bool = True) -> None:
@@ -223,14 +317,17 @@ class Stack:
             return
         (d / "data").mkdir(parents=True, exist_ok=True)
         config = d / "server.properties"
-        config.write_text(kafka.server_properties(node, nodes, d / "data", info.partitions))
+        secure = self._secure(info)
+        config.write_text(kafka.server_properties(node, nodes, d / "data", info.partitions, secure))
         log4j = d / "log4j2.properties"
         log4j.write_text(kafka.LOG4J2)
-        kafka.format_storage(libs, config, info.cluster_id, log4j)
+        kafka.format_storage(libs, config, info.cluster_id, log4j, secure)
         argv = kafka.java_argv(libs, "kafka.Kafka", str(config), log4j=log4j)
         procs.spawn(argv, d / "kafka.log", d / "kafka.pid", cwd=d)
         if wait:
-            kafka.wait_ready(node.address, 1, d / "kafka.log")
+            kafka.wait_ready(
+                node.address, 1, d / "kafka.log", options=self.kafka_security().options()
+            )
 
     def stop_kafka_node(self, node_id: int, kill: bool = False) -> None:
         """Stop one Kafka node: SIGTERM (controlled shutdown) or SIGKILL (a crash)."""
@@ -243,12 +340,18 @@ class Stack:
         d = self.root / "postgres"
         if not procs.alive(procs.read_pid(d / "postgres.pid")):
             d.mkdir(parents=True, exist_ok=True)
-            postgres.init_cluster(bindir, d / "data", d / "postgres.log")
+            postgres.init_cluster(bindir, d / "data", d / "postgres.log", self._pg_password(info))
             argv = postgres.argv(bindir, d / "data", info.postgres_port)
             procs.spawn(argv, d / "postgres.log", d / "postgres.pid", cwd=d)
         print(f"[stack] waiting for PostgreSQL on 127.0.0.1:{info.postgres_port}...", flush=True)
         postgres.wait_ready(bindir, info.postgres_port, d / "postgres.log")
-        postgres.install_indexing(bindir, info.postgres_port, d / "postgres.log")
+        postgres.install_indexing(
+            bindir, info.postgres_port, d / "postgres.log", self._pg_password(info)
+        )
+
+    def _pg_password(self, info: StackInfo) -> Path | None:
+        """A secure stack's PostgreSQL password file (FerretDB's clients give it)."""
+        return self._password("mongodb") if info.secure else None
 
     def _start_ferretdb(self, info: StackInfo, binary: Path) -> None:
         d = self.root / "ferretdb"
@@ -256,7 +359,8 @@ class Stack:
             return
         (d / "data").mkdir(parents=True, exist_ok=True)
         pg_url = postgres.url(info.postgres_port) if info.store == "postgresql" else None
-        argv = ferretdb.argv(binary, info.mongo_port, procs.free_port(), d / "data", pg_url)
+        tls = self.tls_files().server if info.secure else None
+        argv = ferretdb.argv(binary, info.mongo_port, procs.free_port(), d / "data", pg_url, tls)
         procs.spawn(argv, d / "ferretdb.log", d / "ferretdb.pid", cwd=d)
 
     # -- stop ------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from tickwire.kafka.clients import make_consumer
 from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.mongo.client import make_client, ping
+from tickwire.mongo.security import MongoSecurity
 from tickwire.observability.http import REDMiddleware, health_router
 from tickwire.redis.link import RedisLink
 
@@ -160,7 +161,7 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
         settings.kafka_bootstrap, client_id, security=security, fetch_max_wait_ms=100
     )
     await consumer.start()
-    mongo = make_client(settings.mongodb_url)
+    mongo = make_client(settings.mongodb_url, security=MongoSecurity.from_settings(settings))
     supervisor: Supervisor | None = None
     try:
         slots = await discover_slots(consumer, settings.topic_updates, settings.topic_bars)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from tickwire.core.supervisor import Supervisor
 from tickwire.mongo.client import make_client
+from tickwire.mongo.security import MongoSecurity
 from tickwire.observability.http import REDMiddleware, health_router
 from tickwire.processor.consumer import ProcessorLoop
 from tickwire.processor.settings import ProcessorSettings
@@ -26,7 +27,7 @@ class ProcessorState(TypedDict):
 
 def create_app(settings: ProcessorSettings) -> FastAPI:
     """The processor app; its lifespan starts and stops the consumer loop."""
-    mongo = make_client(settings.mongodb_url)
+    mongo = make_client(settings.mongodb_url, security=MongoSecurity.from_settings(settings))
     store = StateStore(
         mongo[settings.mongodb_db], settings.quotes_collection, settings.bars_collection
     )
