@@ -208,6 +208,7 @@ class SseClient:
     """Reads an SSE stream in the background into `events` (comments counted apart)."""
 
     events: list[Event] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # wall time each event was read
     comments: int = 0
     retry: int | None = None
     status: int = 0
@@ -299,6 +300,7 @@ async def sse_client(
                             fields.get("data", ""),
                         )
                     )
+                    client.arrivals.append(time.time())
                     client._arrived.set()
             client._arrived.set()
 

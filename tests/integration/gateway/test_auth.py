@@ -4,7 +4,6 @@ limits (429); and no event for an unauthorized symbol is ever sent."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 import jwt
@@ -14,27 +13,14 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from tests.helpers import gateway as g
+from tests.helpers import tokens
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
-
-KEY = "integration-test-secret-key-long-enough-for-hs256-signatures"
+from tests.helpers.tokens import KEY, bearer
 
 
 def token(subject: str, **claims: object) -> str:
-    payload: dict[str, object] = {
-        "sub": subject,
-        "aud": "tickwire-gateway",
-        "iss": "tickwire",
-        "exp": int(time.time()) + 300,
-        "symbols": ["AAPL"],
-        "prefixes": ["MS"],
-    }
-    payload.update(claims)
-    return jwt.encode(payload, KEY, algorithm="HS256")
-
-
-def bearer(value: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {value}"}
+    return tokens.token(subject, **{"symbols": ["AAPL"], "prefixes": ["MS"], **claims})
 
 
 async def test_refusals_and_what_an_authorized_subject_receives(

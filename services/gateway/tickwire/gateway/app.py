@@ -24,6 +24,7 @@ from tickwire.core.supervisor import Supervisor
 from tickwire.gateway import metrics
 from tickwire.gateway.auth import Authenticator
 from tickwire.gateway.cursor import topology_tag
+from tickwire.gateway.delay import DelayedFeeds
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.hub import FlushLoop, Hub, Janitor
 from tickwire.gateway.limits import ConnectionLimits
@@ -169,11 +170,9 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             (settings.topic_updates, sum(1 for s in slots if s.kind == QUOTE)),
             (settings.topic_bars, sum(1 for s in slots if s.kind != QUOTE)),
         ]
-        hub = Hub(
-            slots,
-            topology_tag(settings.gateway_cursor_generation, layout),
-            settings.gateway_buffer_per_partition,
-        )
+        tag = topology_tag(settings.gateway_cursor_generation, layout)
+        hub = Hub(slots, tag, settings.gateway_buffer_per_partition)
+        runtime.feeds = DelayedFeeds(settings, slots, tag, security)
         db = mongo[settings.mongodb_db]
         runtime.db = db
         runtime.hub = hub
@@ -193,13 +192,14 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             Janitor(hub, settings.gateway_heartbeat_s, settings.gateway_slow_client_timeout_s),
             runtime.redis,
             runtime.limits.counter,
+            runtime.feeds,
         )
         await supervisor.start()
         yield
     finally:
         runtime.shutting_down.set()
-        if runtime.hub is not None:
-            for conn in list(runtime.hub.connections):
+        for held in runtime.hubs():
+            for conn in list(held.connections):
                 conn.cut("shutdown")
                 metrics.DISCONNECTED.labels("shutdown").inc()
         if supervisor is not None:

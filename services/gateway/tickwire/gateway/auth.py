@@ -6,7 +6,11 @@ and `iss` are required and checked. Claims:
     sub       the subject (connection limits are counted per subject)
     symbols   symbols the subject may subscribe to; "*" means every symbol
     prefixes  symbol prefixes the subject may subscribe to
-With auth off (anonymous mode) everyone may subscribe to everything.
+    delay     optional delayed entitlements: seconds by symbol ("MSFT"), by prefix
+              ("BRK*") or for every other symbol ("*"), e.g. {"*": 900, "MSFT": 0}.
+              An exact symbol beats a prefix, a longer prefix a shorter one, either
+              beats "*"; no rule means real time. Values are 0-86400 seconds.
+With auth off (anonymous mode) everyone may subscribe to everything, in real time.
 """
 
 from __future__ import annotations
@@ -17,8 +21,87 @@ from dataclasses import dataclass
 import jwt
 
 from tickwire.gateway.connection import Interest
-from tickwire.gateway.errors import ForbiddenError, UnauthorizedError
+from tickwire.gateway.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from tickwire.gateway.settings import GatewaySettings
+
+#: Longest delay a token may carry (a day), and most rules in one claim.
+MAX_DELAY_S = 86_400
+MAX_DELAY_RULES = 256
+
+
+@dataclass(frozen=True)
+class Delays:
+    """A subject's delayed entitlements (the `delay` claim): seconds per symbol, per
+    prefix and by default. Empty: everything in real time."""
+
+    symbols: tuple[tuple[str, float], ...] = ()
+    prefixes: tuple[tuple[str, float], ...] = ()  # longest prefix first
+    default: float = 0.0
+
+    @classmethod
+    def from_claim(cls, claim: object) -> Delays:
+        """Parse the claim; ValueError says what is wrong with it."""
+        if claim is None:
+            return cls()
+        if not isinstance(claim, dict) or len(claim) > MAX_DELAY_RULES:
+            raise ValueError(f"delay must be an object of at most {MAX_DELAY_RULES} rules")
+        symbols: dict[str, float] = {}
+        prefixes: dict[str, float] = {}
+        default = 0.0
+        for key, value in claim.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"delay of {key[:40]!r} must be a number of seconds")
+            if not 0 <= value <= MAX_DELAY_S:
+                raise ValueError(f"delay of {key[:40]!r} must be 0-{MAX_DELAY_S} seconds")
+            if key == "*":
+                default = float(value)
+            elif key.endswith("*") and 1 < len(key) <= 33 and "*" not in key[:-1]:
+                prefixes[key[:-1]] = float(value)
+            elif key and len(key) <= 32 and "*" not in key:
+                symbols[key] = float(value)
+            else:
+                raise ValueError(f"delay key {key[:40]!r} is not a symbol, PREFIX* or *")
+        ordered = sorted(prefixes.items(), key=lambda kv: -len(kv[0]))
+        return cls(tuple(sorted(symbols.items())), tuple(ordered), default)
+
+    def __bool__(self) -> bool:
+        return bool(self.default or any(v for _, v in self.symbols + self.prefixes))
+
+    def for_symbol(self, symbol: str) -> float:
+        """The delay of one symbol."""
+        for key, value in self.symbols:
+            if key == symbol:
+                return value
+        return self._covering(symbol)
+
+    def _covering(self, text: str) -> float:
+        for key, value in self.prefixes:
+            if text.startswith(key):
+                return value
+        return self.default
+
+    def for_interest(self, interest: Interest) -> float:
+        """The one delay of every symbol a subscription can receive; BadRequestError
+        when they differ (one stream has one delay: split it into several)."""
+        seen: dict[float, str] = {}
+        for symbol in sorted(interest.symbols):
+            seen.setdefault(self.for_symbol(symbol), symbol)
+        for prefix in interest.prefixes:
+            seen.setdefault(self._covering(prefix), f"{prefix}*")
+            for key, value in self.symbols + self.prefixes:
+                if key.startswith(prefix):
+                    seen.setdefault(value, key)
+        if interest.everything:
+            seen.setdefault(self.default, "*")
+            for key, value in self.symbols + self.prefixes:
+                seen.setdefault(value, key)
+        if len(seen) > 1:
+            listed = ", ".join(f"{name} {value:g} s" for value, name in sorted(seen.items()))
+            raise BadRequestError(
+                f"this subscription mixes delayed entitlements ({listed}): subscribe to "
+                "symbols of different delays in separate streams"
+            )
+        return next(iter(seen), 0.0)
 
 
 @dataclass(frozen=True)
@@ -29,6 +112,11 @@ class Principal:
     symbols: frozenset[str] = frozenset()
     prefixes: tuple[str, ...] = ()
     everything: bool = False
+    delays: Delays = Delays()
+
+    def delay_of(self, interest: Interest) -> float:
+        """Seconds this principal's updates of interest are delayed (0: real time)."""
+        return self.delays.for_interest(interest) if self.delays else 0.0
 
     def may_see(self, symbol: str) -> bool:
         """Whether this principal may receive events of symbol."""
@@ -101,11 +189,16 @@ class Authenticator:
             # enough raises RecursionError there, which is no PyJWTError
             raise UnauthorizedError(f"invalid token: {str(exc)[:200]}") from exc
         symbols = _strings(claims.get("symbols"))
+        try:
+            delays = Delays.from_claim(claims.get("delay"))
+        except ValueError as exc:
+            raise UnauthorizedError(f"invalid token: {exc}") from exc
         return Principal(
             subject=str(claims["sub"]),
             symbols=frozenset(symbols) - {"*"},
             prefixes=tuple(_strings(claims.get("prefixes"))),
             everything="*" in symbols,
+            delays=delays,
         )
 
 

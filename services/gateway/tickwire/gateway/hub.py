@@ -62,6 +62,7 @@ class Hub:
         self._cursor: str | None = None
         self.tally = Tally()
         self.fresh: list[Update] = []  # fanned out since the last flush: latency samples
+        self.measure_latency = True  # off for delayed feeds, late on purpose
 
     def _first_slot(self, kind: str) -> int:
         return next((i for i, s in enumerate(self.slots) if s.kind == kind), 0)
@@ -284,7 +285,7 @@ class Hub:
         if self.fresh:
             wall_ns = time.time_ns()
             observe = metrics.DELIVERY_LATENCY.observe
-            for update in self.fresh:
+            for update in self.fresh if self.measure_latency else ():
                 if update.received_ns:
                     observe(max(0, wall_ns - update.received_ns) / 1e9)
             self.fresh = []
@@ -329,6 +330,7 @@ class Janitor:
         self.hub = hub
         self.heartbeat_s = heartbeat_s
         self.slow_timeout_s = slow_timeout_s
+        self.gauges = True  # a delayed feed's janitor leaves them to the real-time one
 
     async def run(self) -> None:
         tick = min(1.0, self.slow_timeout_s / 4, self.heartbeat_s)
@@ -363,4 +365,5 @@ class Janitor:
                     beat = True
         if beat:
             hub.wake.set()
-        metrics.SUBSCRIPTIONS.set(subscriptions)
+        if self.gauges:
+            metrics.SUBSCRIPTIONS.set(subscriptions)

@@ -72,6 +72,14 @@ def _held(runtime: Runtime, symbols: list[str]) -> dict[str, bytes] | None:
     return out
 
 
+async def _delayed(runtime: Runtime, principal: Principal, symbols: list[str]) -> dict[str, bytes]:
+    """A delayed subject's states, each from its delay's feed: never fresher than that."""
+    try:
+        return await runtime.delayed_quotes(principal, symbols)
+    except GatewayError as exc:
+        raise HTTPException(exc.status, exc.message) from exc
+
+
 def _unavailable(exc: PyMongoError) -> HTTPException:
     return HTTPException(503, f"store unavailable: {type(exc).__name__}")
 
@@ -80,7 +88,8 @@ def _unavailable(exc: PyMongoError) -> HTTPException:
 async def get_quote(request: Request, symbol: SymbolPath) -> Response:
     runtime, principal = _caller(request)
     _allow(principal, [symbol])
-    held = _held(runtime, [symbol])
+    held = await _delayed(runtime, principal, [symbol]) if principal.delays else None
+    held = _held(runtime, [symbol]) if held is None else held
     if held is not None:
         if symbol not in held:
             raise HTTPException(404, f"no quote for {symbol}")
@@ -112,7 +121,8 @@ async def get_quotes(
     if bad:
         raise HTTPException(422, f"not a valid symbol: {bad[0][:40]!r}")
     _allow(principal, wanted)
-    held = _held(runtime, wanted)
+    held = await _delayed(runtime, principal, wanted) if principal.delays else None
+    held = _held(runtime, wanted) if held is None else held
     if held is not None:
         missing = [s for s in wanted if s not in held]
         body = b'{"quotes":[' + b",".join(held[s] for s in wanted if s in held) + b'],"missing":'

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
@@ -30,6 +30,12 @@ from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 log = logging.getLogger(__name__)
 
 FRESH, BUFFER, KAFKA, RESET = "fresh", "buffer", "kafka", "reset"
+#: Frames queued right after the first ones, in the same step (the `replayed` marker)
+Tail = Callable[[], list[bytes]]
+
+
+def _none() -> list[bytes]:
+    return []
 
 
 class PastRetentionError(Exception):
@@ -54,35 +60,42 @@ class Resumer:
         self.security = security
 
     async def subscribe(
-        self, conn: Connection, interest: Interest, position: tuple[int, list[int]] | None
+        self,
+        conn: Connection,
+        interest: Interest,
+        position: tuple[int, list[int]] | None,
+        tail: Tail = _none,
     ) -> str:
-        """Queue the right first frames and register conn; the outcome's name."""
+        """Queue the right first frames (then `tail()`'s) and register conn; the
+        outcome's name."""
         hub = self.hub
         if position is None:
-            hub.register(conn, interest, hub.snapshot_frames(conn, interest))
+            hub.register(conn, interest, hub.snapshot_frames(conn, interest) + tail())
             return FRESH
         tag, since = position
         if tag != hub.tag or len(since) != len(hub.slots):
-            return self._reset(conn, interest, "cursor from another topic or generation")
+            return self._reset(conn, interest, "cursor from another topic or generation", tail)
         try:
-            outcome = await self._resume(conn, interest, list(since))
+            outcome = await self._resume(conn, interest, list(since), tail)
         except PastRetentionError:
-            return self._reset(conn, interest, "cursor is past Kafka retention")
+            return self._reset(conn, interest, "cursor is past Kafka retention", tail)
         except (KafkaError, TimeoutError) as exc:
             log.warning("resume through Kafka failed (%s); sending a reset", exc)
-            return self._reset(conn, interest, "cursor could not be replayed")
+            return self._reset(conn, interest, "cursor could not be replayed", tail)
         metrics.RESUMES.labels(outcome).inc()
         return outcome
 
-    def _reset(self, conn: Connection, interest: Interest, reason: str) -> str:
+    def _reset(self, conn: Connection, interest: Interest, reason: str, tail: Tail) -> str:
         hub = self.hub
         data = b'{"reason":"' + reason.encode() + b'"}'
         frames = [conn.render_event("reset", hub.current_cursor(), data)]
-        hub.register(conn, interest, frames + hub.snapshot_frames(conn, interest))
+        hub.register(conn, interest, frames + hub.snapshot_frames(conn, interest) + tail())
         metrics.RESUMES.labels(RESET).inc()
         return RESET
 
-    async def _resume(self, conn: Connection, interest: Interest, since: list[int]) -> str:
+    async def _resume(
+        self, conn: Connection, interest: Interest, since: list[int], tail: Tail
+    ) -> str:
         hub = self.hub
         slots = hub.touched_slots(interest)
         # every slot, not only the touched ones: holding back costs nothing, and a
@@ -107,14 +120,14 @@ class Resumer:
             conn.floor = [max(a, b) for a, b in zip(original, conn.floor or original, strict=True)]
             frames = hub.replay_frames(conn, interest, since, slots)
             if frames is not None:
-                hub.register(conn, interest, replayed + frames)
+                hub.register(conn, interest, replayed + frames + tail())
                 return KAFKA if replayed else BUFFER
             missing = [s for s in slots if not hub.buffers[s].covers(since[s])]
             replayed.extend(await self._read_kafka(conn, interest, original, since, missing))
         raise TimeoutError("buffers kept moving ahead of the Kafka replay")
 
     async def _end_offsets(self, slots: Sequence[int]) -> dict[int, int]:
-        consumer = self._consumer()
+        consumer = self.consumer()
         await consumer.start()
         try:
             tps = {
@@ -126,7 +139,8 @@ class Resumer:
         finally:
             await consumer.stop()
 
-    def _consumer(self) -> AIOKafkaConsumer:
+    def consumer(self) -> AIOKafkaConsumer:
+        """A temporary consumer (no group, no commits) for reading positions or records."""
         return AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             client_id=f"{self.client_id}-resume",
@@ -147,7 +161,7 @@ class Resumer:
         """Frames for the records of `slots` from since[s] up to where the buffer begins;
         advances since[] and vector[] (the ids of the replayed events) as it goes."""
         hub = self.hub
-        consumer = self._consumer()
+        consumer = self.consumer()
         await consumer.start()
         try:
             tps = {TopicPartition(hub.slots[s].topic, hub.slots[s].partition): s for s in slots}

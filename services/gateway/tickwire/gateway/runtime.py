@@ -7,7 +7,8 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tickwire.gateway.auth import Authenticator
+from tickwire.gateway.auth import Authenticator, Principal
+from tickwire.gateway.delay import DelayedFeeds
 from tickwire.gateway.errors import NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.limits import ConnectionLimits
@@ -29,6 +30,7 @@ class Runtime:
     hub: Hub | None = None
     resumer: Resumer | None = None
     db: Any = None  # the MongoDB database (AsyncDatabase)
+    feeds: DelayedFeeds | None = None  # one shared reader per delayed entitlement
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def ready_hub(self) -> tuple[Hub, Resumer]:
@@ -42,6 +44,32 @@ class Runtime:
             except TimeoutError as exc:
                 raise NotReadyError("the gateway is still catching up with Kafka") from exc
         return hub, resumer
+
+    async def hub_for(self, delay_s: float) -> tuple[Hub, Resumer]:
+        """The hub serving streams of this delay: the real-time one for 0, else the
+        delay's shared feed (started on first use)."""
+        hub, resumer = await self.ready_hub()
+        if not delay_s:
+            return hub, resumer
+        if self.feeds is None:
+            raise NotReadyError("the gateway is starting")
+        return await self.feeds.feed(delay_s)
+
+    async def delayed_quotes(self, principal: Principal, symbols: list[str]) -> dict[str, bytes]:
+        """The state of each symbol held by the hub of its delay for principal (real
+        time for those without one), never fresher than the delay."""
+        out: dict[str, bytes] = {}
+        for symbol in symbols:
+            hub, _ = await self.hub_for(principal.delays.for_symbol(symbol))
+            held = hub.quotes.get(symbol)
+            if held is not None:
+                out[symbol] = held[1]
+        return out
+
+    def hubs(self) -> list[Hub]:
+        """Every hub with subscribers: the real-time one and each delayed feed's."""
+        feeds = self.feeds.hubs() if self.feeds is not None else []
+        return ([self.hub] if self.hub is not None else []) + feeds
 
 
 def runtime_of(scope: MutableMapping[str, Any]) -> Runtime:

@@ -65,6 +65,14 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_resume_timeout_s: float = Field(
         20.0, gt=0, description="longest a resume may spend reading Kafka"
     )
+    gateway_replay_max_records: int = Field(
+        200_000,
+        ge=1,
+        description="most records one connection's replay from `since` may read",
+    )
+    gateway_max_delays: int = Field(
+        8, ge=0, description="distinct entitlement delays served (one shared reader each)"
+    )
     gateway_query_max_bars: int = Field(5000, ge=1, description="most bars one query returns")
     gateway_query_max_symbols: int = Field(200, ge=1, description="most symbols in /v1/quotes")
     gateway_cache_bars_ttl_s: float = Field(

@@ -6,6 +6,12 @@
     &bars=1m|none                    bar intervals to receive (default 1m)
     &max_rate=2                      at most 2 events per second per symbol (conflated)
     &last_event_id=<cursor>          resume, for clients that cannot set Last-Event-ID
+    &since=2026-12-01T14:30:00Z      replay each symbol's updates from that time, then
+                                     live (a `replayed` event at the hand-over); a
+                                     cursor (Last-Event-ID) wins over it on reconnects
+
+A subject with a delayed entitlement (the token's `delay` claim) is served by that
+delay's shared feed (tickwire.gateway.delay); one stream has one delay.
 
 The response headers go out through ASGI; body chunks are written to the socket's
 transport directly when the server exposes it (uvicorn, HTTP/1.1), which lets one flush
@@ -24,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from tickwire.gateway import cursor, metrics, sse
+from tickwire.gateway import cursor, metrics, replay, sse
 from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.runtime import runtime_of
@@ -72,7 +78,14 @@ class StreamEndpoint:
             principal.check(interest)
             text = request.headers.get("last-event-id") or query.get("last_event_id")
             position = cursor.decode(text) if text else None
-            hub, resumer = await runtime.ready_hub()
+            since = replay.parse_since(query["since"]) if "since" in query else None
+            hub, resumer = await runtime.hub_for(principal.delay_of(interest))
+            plan = None
+            if since is not None and position is None:
+                plan = await replay.plan(
+                    hub, resumer, interest, since, settings.gateway_replay_max_records
+                )
+                position = (hub.tag, plan.positions)
             ip = request.client.host if request.client else "unknown"
             await runtime.limits.acquire(ip, principal.subject)
         except GatewayError as exc:
@@ -116,7 +129,8 @@ class StreamEndpoint:
             conn.backlog.append(sse.retry(settings.gateway_retry_ms))
             if isinstance(conn, QueuedConnection):
                 writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
-            await resumer.subscribe(conn, interest, position)
+            tail = replay.tail(hub, conn, plan)
+            await resumer.subscribe(conn, interest, position, tail)
             await self._until_closed(receive, conn)
         finally:
             if writer is not None:

@@ -2,14 +2,17 @@
 
 Client -> server, JSON text messages:
     {"type": "subscribe", "symbols": ["AAPL"], "prefixes": [], "bars": ["1m"],
-     "cursor": "<optional id to resume from>"}
+     "cursor": "<optional id to resume from>",
+     "since": "<optional RFC 3339 time to replay from (a cursor wins over it)>"}
     {"type": "unsubscribe", "symbols": ["AAPL"]}
 Server -> client: text messages, each a JSON array of events
-    {"event": "snapshot"|"quote"|"bar"|"reset", "id": "<cursor>", "data": {...}}
+    {"event": "snapshot"|"quote"|"bar"|"reset"|"replayed", "id": "<cursor>", "data": {...}}
     {"event": "subscribed"|"unsubscribed", "data": {"symbols": [...], "outcome": ...}}
     {"event": "error", "data": {"status": 400|403, "message": "..."}}
 Initial subscriptions may also be given in the query string, as for /v1/stream.
 Authentication happens at the handshake (header or cookie); refusals close with 1008.
+A subject with a delayed entitlement gets every subscription of one connection at one
+delay (the first subscription's); a subscription of another delay is refused (400).
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from tickwire.gateway import cursor, metrics
+from tickwire.gateway import cursor, metrics, replay
 from tickwire.gateway.auth import Principal
 from tickwire.gateway.connection import Interest, WebSocketConnection
-from tickwire.gateway.errors import GatewayError
+from tickwire.gateway.errors import BadRequestError, GatewayError
+from tickwire.gateway.hub import Hub
 from tickwire.gateway.runtime import Runtime, runtime_of
 from tickwire.gateway.subscribe import interest_from, max_rate_from, split
 
@@ -67,8 +71,8 @@ async def websocket_stream(websocket: WebSocket) -> None:
         max_pending_bars=runtime.settings.gateway_max_pending_bars,
     )
     metrics.CONNECTIONS.labels("websocket").inc()
-    writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
-    session = _Session(runtime, principal, conn)
+    session = _Session(runtime, principal, conn, hub)
+    writer = asyncio.create_task(conn.run_writer(lambda: session.hub.tally))
     try:
         query = websocket.query_params
         if "symbols" in query or "prefix" in query:
@@ -79,6 +83,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
                         "prefixes": split(query.get("prefix")),
                         "bars": split(query.get("bars")) if "bars" in query else None,
                         "cursor": query.get("last_event_id"),
+                        "since": query.get("since"),
                     }
                 )
             except GatewayError as exc:  # answered like a request sent as a message
@@ -92,7 +97,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         writer.cancel()
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
             await writer
-        hub.unregister(conn)
+        session.hub.unregister(conn)
         await runtime.limits.release(ip, principal.subject)
         metrics.CONNECTIONS.labels("websocket").dec()
         if not conn.closed:
@@ -105,10 +110,14 @@ async def websocket_stream(websocket: WebSocket) -> None:
 class _Session:
     """One WebSocket client's subscribe/unsubscribe requests."""
 
-    def __init__(self, runtime: Runtime, principal: Principal, conn: WebSocketConnection) -> None:
+    def __init__(
+        self, runtime: Runtime, principal: Principal, conn: WebSocketConnection, hub: Hub
+    ) -> None:
         self.runtime = runtime
         self.principal = principal
         self.conn = conn
+        self.hub = hub  # the real-time hub, or the delayed feed's once subscribed
+        self.delay: float | None = None  # fixed by the first subscription
 
     async def read(self, websocket: WebSocket) -> None:
         """Handle client messages until it disconnects."""
@@ -148,10 +157,8 @@ class _Session:
 
     def _wake(self) -> None:
         self.conn.drained.clear()
-        hub = self.runtime.hub
-        if hub is not None:
-            hub.dirty.add(self.conn)
-            hub.wake.set()
+        self.hub.dirty.add(self.conn)
+        self.hub.wake.set()
 
     async def subscribe(self, message: dict[str, Any]) -> None:
         """Add symbols (snapshot, or replay from the message's cursor)."""
@@ -164,8 +171,27 @@ class _Session:
         self.principal.check(interest)
         text = message.get("cursor")
         position = cursor.decode(text) if isinstance(text, str) and text else None
-        _, resumer = await self.runtime.ready_hub()
-        outcome = await resumer.subscribe(self.conn, interest, position)
+        since_text = message.get("since")
+        if since_text is not None and not isinstance(since_text, str):
+            raise BadRequestError("since must be an RFC 3339 time string")
+        since = replay.parse_since(since_text) if since_text else None
+        delay = self.principal.delay_of(interest)
+        if self.delay is not None and delay != self.delay:
+            raise BadRequestError(
+                f"this connection streams with a {self.delay:g} s delay; subscribe to "
+                f"symbols of a {delay:g} s delay on another connection"
+            )
+        hub, resumer = await self.runtime.hub_for(delay)
+        plan = None
+        if since is not None and position is None:
+            plan = await replay.plan(
+                hub, resumer, interest, since, self.runtime.settings.gateway_replay_max_records
+            )
+            position = (hub.tag, plan.positions)
+        self.delay, self.hub = delay, hub
+        outcome = await resumer.subscribe(
+            self.conn, interest, position, replay.tail(hub, self.conn, plan)
+        )
         self.conn.backlog.append(
             _control("subscribed", {"symbols": _listed(interest), "outcome": outcome})[1:-1]
         )
@@ -174,8 +200,7 @@ class _Session:
     def unsubscribe(self, message: dict[str, Any]) -> None:
         """Stop symbols; unsent updates for them are dropped."""
         symbols = frozenset(_strings(message.get("symbols")))
-        if self.runtime.hub is not None:
-            self.runtime.hub.unregister(self.conn, symbols)
+        self.hub.unregister(self.conn, symbols)
         self.conn.backlog.append(_control("unsubscribed", {"symbols": sorted(symbols)})[1:-1])
         self._wake()
 
