@@ -1,18 +1,104 @@
-"""Run a service's ASGI app with uvicorn on uvloop and httptools."""
+"""Run a service's ASGI app with uvicorn on uvloop and httptools, over HTTP or HTTPS.
+
+HTTPS: `TICKWIRE_TLS_CERTFILE` and `TICKWIRE_TLS_KEYFILE` (and the key's password in
+`TICKWIRE_TLS_KEY_PASSWORD_FILE`). The files are checked every
+`TICKWIRE_TLS_RELOAD_INTERVAL_S`; when they change (a renewed certificate, a rotated
+Kubernetes secret) they are loaded into the live TLS context, so new connections get
+the new certificate without a restart and open ones are left alone. A renewal that
+cannot be loaded (a key that does not match, half-written files) is logged and the
+current certificate stays; the next check tries again.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
 
+from tickwire.core.errors import ConfigError
 from tickwire.core.logs import configure_logging
-from tickwire.core.settings import CommonSettings
+from tickwire.core.settings import CommonSettings, read_secret
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServerTLS:
+    """A service's HTTPS certificate and key files."""
+
+    certfile: Path
+    keyfile: Path
+    password: str | None
+    reload_interval_s: float
+
+    @classmethod
+    def from_settings(cls, settings: CommonSettings) -> ServerTLS | None:
+        """None for plain HTTP; ConfigError for half a configuration."""
+        if settings.tls_certfile is None and settings.tls_keyfile is None:
+            return None
+        if settings.tls_certfile is None or settings.tls_keyfile is None:
+            raise ConfigError("HTTPS needs both TICKWIRE_TLS_CERTFILE and TICKWIRE_TLS_KEYFILE")
+        password = None
+        if settings.tls_key_password_file is not None:
+            password = read_secret(settings.tls_key_password_file, "TICKWIRE_TLS_KEY_PASSWORD_FILE")
+        tls = cls(
+            settings.tls_certfile, settings.tls_keyfile, password, settings.tls_reload_interval_s
+        )
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                tls.certfile, tls.keyfile, tls.password
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"TICKWIRE_TLS_CERTFILE/KEYFILE cannot be used: {exc}") from None
+        return tls
+
+    def fingerprint(self) -> tuple[int, ...]:
+        """What changes when either file is replaced (mtime and size of both)."""
+        out: list[int] = []
+        for path in (self.certfile, self.keyfile):
+            try:
+                st = path.stat()
+            except OSError:
+                out += [-1, -1]
+            else:
+                out += [st.st_mtime_ns, st.st_size]
+        return tuple(out)
+
+    async def keep_loaded(self, context: ssl.SSLContext) -> None:
+        """Load renewed files into the server's TLS context until cancelled."""
+        seen = self.fingerprint()
+        while True:
+            await asyncio.sleep(self.reload_interval_s)
+            now = self.fingerprint()
+            if now == seen:
+                continue
+            try:
+                context.load_cert_chain(self.certfile, self.keyfile, self.password)
+            except (OSError, ssl.SSLError) as exc:
+                log.error("a renewed TLS certificate could not be loaded (kept the old): %s", exc)
+                continue  # `seen` unchanged: try again next time
+            seen = now
+            log.info("TLS certificate reloaded from %s", self.certfile)
 
 
 def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
     """Serve app on settings.host:settings.port until SIGINT/SIGTERM."""
     configure_logging(settings.log_level)
-    uvicorn.run(
+    tls = ServerTLS.from_settings(settings)
+    options: dict[str, object] = {}
+    if tls is not None:
+        options = {
+            "ssl_certfile": str(tls.certfile),
+            "ssl_keyfile": str(tls.keyfile),
+            "ssl_keyfile_password": tls.password,
+        }
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -21,5 +107,24 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=10,
+        **options,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
+    server = uvicorn.Server(config)
+
+    async def main() -> None:
+        config.load()  # builds the TLS context the server then uses (uvicorn skips a reload)
+        reloader = None
+        if tls is not None:
+            assert config.ssl is not None, "uvicorn made no TLS context from the files"
+            reloader = asyncio.create_task(tls.keep_loaded(config.ssl))
+        try:
+            await server.serve()
+        finally:
+            if reloader is not None:
+                reloader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reloader
+
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(main())

@@ -78,6 +78,14 @@ class CommonSettings(BaseSettings):
     topic_replication: int = Field(1, ge=1, description="replication factor for new topics")
     topic_retention_ms: int = Field(7 * 24 * 3600 * 1000, description="retention of new topics")
 
+    tls_certfile: Path | None = Field(
+        None, description="serve HTTPS: certificate chain (PEM); re-read when it changes"
+    )
+    tls_keyfile: Path | None = Field(None, description="serve HTTPS: the certificate's key")
+    tls_key_password_file: Path | None = Field(None, description="file holding the key's password")
+    tls_reload_interval_s: float = Field(
+        10.0, gt=0, description="how often the certificate files are checked for a new one"
+    )
     host: str = Field("127.0.0.1", description="HTTP listen address")
     port: int = Field(8000, ge=0, le=65535, description="HTTP listen port")
     log_level: str = Field("INFO", description="Python log level")

@@ -1,6 +1,7 @@
 """Certificates for a secure local stack, made at stack start with `cryptography`.
 
     <stack>/tls/ca.pem          the stack's own CA (clients trust it: TICKWIRE_KAFKA_SSL_CAFILE)
+    <stack>/tls/ca-key.pem      its key (0600), to renew the server certificate
     <stack>/tls/server.pem      the brokers' key (PKCS#8) and certificate chain, for Kafka's
                                 PEM keystore; names 127.0.0.1 and localhost
     <stack>/tls/client.pem      a client certificate signed by the same CA (mutual TLS)
@@ -34,6 +35,10 @@ class StackCerts:
     server: Path
     client_cert: Path
     client_key: Path
+
+    @property
+    def ca_key(self) -> Path:
+        return self.ca.with_name("ca-key.pem")
 
 
 def _name(common: str) -> x509.Name:
@@ -117,9 +122,26 @@ def make(directory: Path) -> StackCerts:
     client = _issue("tickwire", client_key, ca_name, ca_key, ExtendedKeyUsageOID.CLIENT_AUTH)
     pem = serialization.Encoding.PEM
     certs.ca.write_bytes(ca.public_bytes(pem))
+    certs.ca_key.write_bytes(_pem_key(ca_key))
     certs.server.write_bytes(_pem_key(server_key) + server.public_bytes(pem) + ca.public_bytes(pem))
     certs.client_cert.write_bytes(client.public_bytes(pem))
     certs.client_key.write_bytes(_pem_key(client_key))
-    for key_file in (certs.server, certs.client_key):
+    for key_file in (certs.server, certs.client_key, certs.ca_key):
         key_file.chmod(0o600)
     return certs
+
+
+def renew_server(certs: StackCerts) -> x509.Certificate:
+    """Issue a new server certificate (new key, new serial) from the stack's CA and
+    replace server.pem with it in one rename; the new certificate."""
+    ca = x509.load_pem_x509_certificate(certs.ca.read_bytes())
+    ca_key = serialization.load_pem_private_key(certs.ca_key.read_bytes(), password=None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = _issue("127.0.0.1", key, ca.subject, ca_key, ExtendedKeyUsageOID.SERVER_AUTH)
+    pem = serialization.Encoding.PEM
+    staged = certs.server.with_suffix(".new")
+    staged.touch(0o600)
+    staged.write_bytes(_pem_key(key) + cert.public_bytes(pem) + ca.public_bytes(pem))
+    staged.replace(certs.server)
+    return cert
