@@ -75,6 +75,11 @@ class Calendar:
             return date, "regular", True
         return date, ("post" if ts < close + POST else "closed"), False
 
+    def hours(self, date: str) -> tuple[dt.datetime, dt.datetime]:
+        """A session's regular hours [open, close)."""
+        row = self.schedule.loc[pd.Timestamp(date)]
+        return row["open"].to_pydatetime(), row["close"].to_pydatetime()
+
 
 def _floor(time: dt.datetime, length: dt.timedelta) -> dt.datetime:
     return EPOCH + ((time - EPOCH) // length) * length
@@ -126,9 +131,11 @@ def compute(
     *,
     correction_trades: int,
     correction_window: dt.timedelta,
+    daily: bool = False,
     calendar: Calendar | None = None,
 ) -> Market:
-    """records: ConsumerRecords of ticks.raw in partition order."""
+    """records: ConsumerRecords of ticks.raw in partition order. `daily`: 1d bars (each
+    session's regular hours, from its regular trades) are configured too."""
     cal = calendar or Calendar()
     out = Market()
     sym: dict[str, dict[str, Any]] = {}
@@ -153,6 +160,7 @@ def compute(
                 "status": None,
                 "status_time": None,
                 "quote_time": None,
+                "daily": {},  # session date -> revision
             },
         )
         wm = st["wm"]
@@ -163,6 +171,12 @@ def compute(
             and any(_floor(time, ln) + ln + grace <= wm for ln in intervals.values())
         ):
             continue  # late
+        if kind == TRADE and daily and wm is not None and time < wm:
+            date, _, regular = cal.at(time)
+            if date < st["session"] or (
+                regular and date == st["session"] and wm >= cal.hours(date)[1] + grace
+            ):
+                continue  # late for its daily bar
         if kind == QUOTE and st["quote_time"] is not None and time < st["quote_time"]:
             continue
         if kind == STATUS and st["status_time"] is not None and time < st["status_time"]:
@@ -186,6 +200,13 @@ def compute(
                     if any(t.forgotten for t in held):
                         target = None
                         break
+                if (
+                    daily
+                    and target is not None
+                    and target.regular
+                    and target.session != st["session"]
+                ):
+                    target = None  # its daily bar is an earlier session's
             if target is None:
                 out.dead.append((r.partition, r.offset))
                 continue
@@ -199,6 +220,8 @@ def compute(
                 bar["revision"] += 1
                 if received is not None:
                     bar["received"] = received
+            if daily and target.regular:
+                st["daily"][target.session] += 1
             out.corrections.append(
                 {
                     "symbol": s,
@@ -235,6 +258,8 @@ def compute(
             date, _, regular = cal.at(time)
             trade = Trade(ident, time, data["price"], data["size"], received, date, regular)
             st["trades"].append(trade)
+            if daily and regular and date == st["session"]:
+                st["daily"][date] = st["daily"].get(date, 0) + 1
             for name, ln in intervals.items():
                 bar = st["bars"].setdefault(
                     (name, _floor(time, ln)), {"revision": 0, "final": False, "received": None}
@@ -265,6 +290,21 @@ def compute(
                 "final": bar["final"],
                 "version": 2 * bar["revision"] + (1 if bar["final"] else 0),
                 "received_ns": bar["received"],
+            }
+        for date, revision in st["daily"].items():
+            held = [t for t in st["trades"] if t.session == date and t.regular and not t.cancelled]
+            if not held:
+                continue
+            open_, close = cal.hours(date)
+            final = st["wm"] >= close + grace
+            out.bars[(s, "1d", open_)] = {
+                "symbol": s,
+                "interval": "1d",
+                "start": open_,
+                "end": close,
+                **_fold_bar(held),
+                "final": final,
+                "version": 2 * revision + (1 if final else 0),
             }
         day = _fold_session(
             [t for t in st["trades"] if t.session == st["session"] and not t.cancelled]

@@ -20,7 +20,10 @@ query reads a few documents instead of one per bar:
 A bar sits under `b<slot>` (slot = its start's offset in the period / step) as one
 binary value, the MessagePack array [open, high, low, close, volume, vwap, trades,
 version, received_ns or nil, final] (the processor stores closed bars only, final
-true). One packed value per bar, not a sub-document of ten fields: FerretDB v1 spends
+true). A bar that does not fill its slot exactly (a daily bar of an exchange session:
+step one day, the bar from the session's open to its close) appends its start and end
+as µs offsets from the slot's start: [..., final, start_offset, end_offset].
+One packed value per bar, not a sub-document of ten fields: FerretDB v1 spends
 its time per field when it reads a document (a bucket of 120 sub-documents took ~25 ms
 to read by `_id`, packed ~4 ms). Its start is the period start + slot * step, its end
 start + step. Writing a bar is `$set` of its slot with upsert: the same bar written
@@ -57,6 +60,10 @@ _PACKED = (
 _PACK = msgspec.msgpack.Encoder()
 _UNPACK = msgspec.msgpack.Decoder(
     tuple[float, float, float, float, float, float, int, int, int | None, bool]
+)
+# ... and a bar that does not fill its slot, with its start and end offsets
+_UNPACK_OFF_GRID = msgspec.msgpack.Decoder(
+    tuple[float, float, float, float, float, float, int, int, int | None, bool, int, int]
 )
 
 
@@ -127,12 +134,15 @@ class BucketWrite:
         return {"$set": fields}
 
 
-def bucket_write(bar: Bar) -> BucketWrite:
+def bucket_write(bar: Bar, step_us: int | None = None) -> BucketWrite:
     """The write that stores a bar in its bucket; DocumentError for a bar whose bounds
-    do not fit the layout (not a positive length, or a start off its interval's grid)."""
+    do not fit the layout (not a positive length, or a start off its interval's grid).
+    `step_us`: the grid of bars that do not fill their slot (session bars: one day)."""
     start_us, end_us = _to_us(bar.start), _to_us(bar.end)
-    step = end_us - start_us
-    if step <= 0 or start_us % step:
+    step = end_us - start_us if step_us is None else step_us
+    slot_start = start_us - start_us % step if step > 0 else start_us
+    off_grid = step_us is not None and (start_us, end_us) != (slot_start, slot_start + step)
+    if step <= 0 or end_us <= start_us or (start_us % step and not off_grid):
         raise DocumentError(f"bar {bar.symbol} {bar.interval} {bar.start} is off its grid")
     span = step * BARS_PER_BUCKET
     first = start_us - start_us % span
@@ -143,8 +153,11 @@ def bucket_write(bar: Bar) -> BucketWrite:
         "end": _from_us(first + span),
         "step_us": step,
     }
-    packed = bson.Binary(_PACK.encode([getattr(bar, name) for name in _PACKED]))
-    slot = f"b{(start_us - first) // step}"
+    values = [getattr(bar, name) for name in _PACKED]
+    if off_grid:
+        values += [start_us - slot_start, end_us - slot_start]
+    packed = bson.Binary(_PACK.encode(values))
+    slot = f"b{(slot_start - first) // step}"
     return BucketWrite(bar_id(bar.symbol, bar.interval, first), head, {slot: packed})
 
 
@@ -174,13 +187,18 @@ def decode_bucket(doc: Mapping[str, Any]) -> list[Bar]:
         out = []
         for slot, packed in slots.items():
             start = first + int(slot[1:]) * step
-            o, h, lo, c, v, w, n, x, r, f = _UNPACK.decode(packed)
+            end = start + step
+            try:
+                o, h, lo, c, v, w, n, x, r, f = _UNPACK.decode(packed)
+            except msgspec.ValidationError:  # a bar that does not fill its slot
+                o, h, lo, c, v, w, n, x, r, f, first_us, end_us = _UNPACK_OFF_GRID.decode(packed)
+                start, end = start + first_us, start + end_us
             out.append(
                 Bar(
                     symbol=symbol,
                     interval=interval,
                     start=_from_us(start),
-                    end=_from_us(start + step),
+                    end=_from_us(end),
                     open=o,
                     high=h,
                     low=lo,

@@ -157,7 +157,14 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
     await produce_tape(kafka_bootstrap, topics.raw, tape)
     raw = await read_all(kafka_bootstrap, topics.raw, expected=len(tape))
     raw.sort(key=lambda r: (r.partition, r.offset))
-    want = compute(raw, INTERVALS, GRACE, correction_trades=WINDOW_TRADES, correction_window=WINDOW)
+    want = compute(
+        raw,
+        INTERVALS,
+        GRACE,
+        correction_trades=WINDOW_TRADES,
+        correction_window=WINDOW,
+        daily=True,
+    )
     # what the reference says the tape exercises
     kinds = {c["id"]: c["kind"] for c in want.corrections}
     assert kinds == {"c1": "correction", "c2": "correction", "c3": "correction"} | {
@@ -167,6 +174,13 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
     }
     assert len(want.dead) == 3
     assert want.states["A"]["prev_close"] is not None
+    daily = {k: v for k, v in want.bars.items() if k[1] == "1d"}
+    assert [(k[0], k[2], v["final"]) for k, v in sorted(daily.items())] == [
+        ("A", dt.datetime(2026, 11, 27, 14, 30, tzinfo=UTC), True),
+        ("A", MONDAY, False),
+        ("B", dt.datetime(2026, 11, 27, 14, 30, tzinfo=UTC), True),
+        ("B", MONDAY, False),
+    ]  # Friday's closed (early close, 18:00 UTC), Monday's still forming
 
     settings = settings_for(
         kafka_bootstrap,
@@ -176,6 +190,7 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
         topic_partitions=2,
         max_poll_records=15,
         batch_max_records=15,
+        bar_intervals=["1s", "1m", "1d"],
     )
     last_offsets = {r.key.decode(): r.offset for r in raw}
     procs: list[subprocess.Popen[bytes]] = []

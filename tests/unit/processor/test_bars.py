@@ -22,7 +22,8 @@ from tickwire.processor.errors import ConfigurationError
 )
 def test_interval_lengths(name: str, micros: int) -> None:
     assert interval_us(name) == micros
-    assert Interval.parse(name) == Interval(name, micros)
+    # 1d bars follow the exchange session (its regular hours), every other the grid
+    assert Interval.parse(name) == Interval(name, micros, session=name == "1d")
 
 
 @pytest.mark.parametrize("name", ["", "0s", "1", "s", "1.5s", "1w", "-1m"])

@@ -254,3 +254,34 @@ def test_a_replayed_correction_is_a_duplicate() -> None:
     (out,) = run_more(again, [fix], first_offset=4)
     assert out.duplicates == 1
     assert out.updates == []
+
+
+# -- daily bars: the session's regular hours -----------------------------------------
+def test_the_daily_bar_is_the_sessions_regular_hours_and_a_correction_republishes_it() -> None:
+    agg = Aggregator([Interval.parse("1m"), Interval.parse("1d")], 2_000_000)
+    outs = run(
+        agg,
+        [
+            trade("A", 9.0, 1, FRI_OPEN - 60 * S, event_id="pre"),  # pre-market: not in it
+            trade("A", 10.0, 2, FRI_OPEN + S, event_id="d1"),
+            trade("A", 12.0, 1, FRI_CLOSE - S, event_id="d2"),
+            trade("A", 11.0, 1, FRI_CLOSE + 3 * S, event_id="post"),  # closes it
+            correction("A", "d2", 11.5, 1, FRI_CLOSE + 4 * S, event_id="c"),
+        ],
+        size=1,
+    )
+    (daily,) = [c for c in outs[3].closed if c.interval.name == "1d"]
+    bar = daily.bar.to_wire("A", daily.interval, final=True)
+    assert (bar.start, bar.end) == (FRI_OPEN, FRI_CLOSE)
+    assert (bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades) == (
+        10.0,
+        12.0,
+        10.0,
+        12.0,
+        3,
+        2,
+    )
+    assert bar.version == 2 * 2 + 1
+    (again,) = [c for c in outs[4].closed if c.interval.name == "1d"]
+    fixed = again.bar.to_wire("A", again.interval, final=True)
+    assert (fixed.high, fixed.close, fixed.version) == (11.5, 11.5, 2 * 3 + 1)

@@ -36,7 +36,14 @@ from tickwire.events.wire import (
     TickerState,
     TradeData,
 )
-from tickwire.processor.bars import EPOCH, MICROSECOND, FormingBar, Interval, to_us
+from tickwire.processor.bars import (
+    EPOCH,
+    MICROSECOND,
+    SESSION_INTERVAL,
+    FormingBar,
+    Interval,
+    to_us,
+)
 from tickwire.processor.corrections import DEFAULT_TRADES, LoggedTrade, recount_bar
 from tickwire.processor.decode import read
 from tickwire.processor.dedup import DEFAULT_SIZE, id_key
@@ -126,20 +133,23 @@ class Aggregator:
         correction_trades: int = DEFAULT_TRADES,
         correction_window_us: int = DEFAULT_CORRECTION_WINDOW_US,
     ) -> None:
-        self.intervals = tuple(intervals)
+        # grid intervals (bars aligned to the epoch), and the session's daily bar if asked
+        self.intervals = tuple(i for i in intervals if not i.session)
+        self.daily = next((i for i in intervals if i.session), None)
         self.sessions = sessions if sessions is not None else Sessions()
         self.correction_trades = correction_trades
         self.correction_window_us = correction_window_us
         self.grace_us = grace_us
         self.dedup_size = dedup_size
         # ids of events older than this before the watermark cannot matter (late anyway)
-        self.dedup_horizon_us = max((i.length_us for i in self.intervals), default=0) + grace_us
+        self.dedup_horizon_us = max((i.length_us for i in intervals), default=0) + grace_us
         # event times whose bars (every interval) start and end within datetime's range:
         # [_time_low, _time_high), one comparison per trade instead of a loop
         self._time_low, self._time_high = representable_range(self.intervals)
         self.reference_prices = dict(reference_prices or {})
         self.states: dict[str, SymbolState] = {}
         self._close_due: dict[str, int] = {}  # symbol -> earliest watermark closing a bar
+        self._daily_touched: set[str] = set()  # symbols whose daily bar changed (batch)
 
     @classmethod
     def from_settings(cls, settings: ProcessorSettings) -> Aggregator:
@@ -183,6 +193,7 @@ class Aggregator:
         out = BatchOutcome()
         touched: dict[str, int] = {}  # symbol -> version before this batch
         bars: dict[int, BarChange] = {}  # bars a trade of this batch went into
+        self._daily_touched.clear()
         for tp, records in batch.items():
             if not records:
                 continue
@@ -203,6 +214,12 @@ class Aggregator:
                 is change.bar
             ):
                 out.forming.append(change)
+        if self.daily is not None:
+            for symbol in sorted(self._daily_touched):
+                state = self.states[symbol]
+                bar = state.daily_bar()
+                if bar is not None and not state.daily_closed:
+                    out.forming.append(BarChange(symbol, self.daily, bar))
         return out
 
     def _apply_records(
@@ -249,7 +266,9 @@ class Aggregator:
             state.offset = offset
             watermark = state.time_us
             if is_trade:
-                if time_us < watermark and self._is_late(time_us, watermark):
+                if time_us < watermark and (
+                    self._is_late(time_us, watermark) or self._daily_late(state, time_us)
+                ):
                     late.append(record)
                     continue
             elif kind is QuoteData:
@@ -273,6 +292,13 @@ class Aggregator:
                 state.time_us = time_us
                 state.time = event.time
                 session = state.session
+                if (
+                    self.daily is not None
+                    and session is not None
+                    and not state.daily_closed
+                    and time_us >= session.close + self.grace_us
+                ):
+                    self._close_daily(state, out)
                 if session is None or time_us >= session.window_end:
                     self._enter_session(state, time_us)
                 seen.forget_before(time_us - horizon)
@@ -331,11 +357,33 @@ class Aggregator:
             session = self.sessions.for_symbol(state.symbol).session(time_us)
         regular = session.open <= time_us < session.close
         state.apply_trade(trade, time_us, session.day, regular)
+        if regular and self.daily is not None and session.day == state.session_day:
+            state.daily_revision += 1
+            if received is not None:
+                state.daily_received = received
+            self._daily_touched.add(state.symbol)
         self._add_to_bars(state, trade, time_us, received, bars)
         if self.correction_trades:
             state.log.append(
                 LoggedTrade(key, time_us, trade.price, trade.size, received, session.day, regular)
             )
+
+    def _daily_late(self, state: SymbolState, time_us: int) -> bool:
+        """Whether a trade older than the watermark falls in a daily bar already closed:
+        the session's own (after close + grace), or any earlier session's."""
+        session = state.session
+        if self.daily is None or session is None:
+            return False
+        if time_us < session.window_start:
+            return True
+        return state.daily_closed and session.open <= time_us < session.close
+
+    def _close_daily(self, state: SymbolState, out: BatchOutcome) -> None:
+        """The watermark passed the session's close + grace: its daily bar is final."""
+        state.daily_closed = True
+        bar = state.daily_bar()
+        if bar is not None and self.daily is not None:
+            out.closed.append(BarChange(state.symbol, self.daily, bar))
 
     def _forget_trades(self, state: SymbolState) -> None:
         """Forget the trades past the correction window (see tickwire.processor.corrections):
@@ -391,6 +439,12 @@ class Aggregator:
                     f"{interval.name} bar is past the correction window"
                 )
             affected.append((interval, bar, final))
+        daily = self.daily is not None and trade.regular
+        if daily and trade.day != state.session_day:
+            return (
+                f"{_KIND_NAME[type(event)]} of trade {event.ref_id!r}: its "
+                f"{SESSION_INTERVAL} bar (session) is past the correction window"
+            )
         corrected = (
             trade._replace(price=event.price, size=event.size)
             if type(event) is CorrectionData
@@ -407,6 +461,20 @@ class Aggregator:
                 changed[id(bar)] = change
         if trade.day == state.session_day:
             state.recount_session()
+        bars_changed = [(i.name, b.start_us, b.version(final=f)) for i, b, f in affected]
+        if daily and self.daily is not None:
+            state.daily_revision += 1
+            if received is not None:
+                state.daily_received = received
+            bar = state.daily_bar()
+            if bar is not None:
+                bars_changed.append(
+                    (self.daily.name, bar.start_us, bar.version(final=state.daily_closed))
+                )
+                if state.daily_closed:
+                    out.closed.append(BarChange(state.symbol, self.daily, bar))
+                else:
+                    self._daily_touched.add(state.symbol)
         state.corrections += 1
         out.corrections.append(
             CorrectionRecord(
@@ -420,7 +488,7 @@ class Aggregator:
                 before=(trade.price, trade.size),
                 after=None if corrected is None else (corrected.price, corrected.size),
                 version=state.version + 1,
-                bars=[(i.name, b.start_us, b.version(final=f)) for i, b, f in affected],
+                bars=bars_changed,
             )
         )
         return None

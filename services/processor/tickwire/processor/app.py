@@ -29,7 +29,10 @@ def create_app(settings: ProcessorSettings) -> FastAPI:
     """The processor app; its lifespan starts and stops the consumer loop."""
     mongo = make_client(settings.mongodb_url, security=MongoSecurity.from_settings(settings))
     store = StateStore(
-        mongo[settings.mongodb_db], settings.quotes_collection, settings.bars_collection
+        mongo[settings.mongodb_db],
+        settings.quotes_collection,
+        settings.bars_collection,
+        corrections=settings.corrections_collection,
     )
     loop = ProcessorLoop(settings, store)
 

@@ -38,17 +38,24 @@ def interval_us(name: str) -> int:
     return int(match.group(1)) * _UNITS_US[match.group(2)]
 
 
+#: The interval whose bars follow the exchange session instead of the epoch's grid.
+SESSION_INTERVAL = "1d"
+
+
 @dataclass(frozen=True, slots=True)
 class Interval:
-    """A configured bar interval: its name and its length in microseconds."""
+    """A configured bar interval: its name and its length in microseconds. `session`:
+    its bars are the exchange session's regular hours, [open, close), not a grid slot
+    (`1d`; tickwire.processor.sessions)."""
 
     name: str
     length_us: int
+    session: bool = False
 
     @classmethod
     def parse(cls, name: str) -> Interval:
         """An Interval from its name."""
-        return cls(name, interval_us(name))
+        return cls(name, interval_us(name), name == SESSION_INTERVAL)
 
 
 class FormingBar:
@@ -68,6 +75,7 @@ class FormingBar:
         "close",
         "close_us",
         "complete",
+        "end_us",
         "high",
         "low",
         "notional",
@@ -89,6 +97,7 @@ class FormingBar:
         self.trades = 0
         self.revision = 0
         self.complete = True
+        self.end_us: int | None = None  # set when the bar does not end at start + length
         self.received_ns: int | None = None
 
     def add(self, price: float, size: float, time_us: int, received_ns: int | None) -> None:
@@ -118,7 +127,7 @@ class FormingBar:
             symbol=symbol,
             interval=interval.name,
             start=from_us(self.start_us),
-            end=from_us(self.start_us + interval.length_us),
+            end=from_us(self.start_us + interval.length_us if self.end_us is None else self.end_us),
             open=self.open,
             high=self.high,
             low=self.low,

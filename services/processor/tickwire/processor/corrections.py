@@ -130,8 +130,11 @@ class SessionTally:
         "reg_close_us",
         "reg_high",
         "reg_low",
+        "reg_notional",
         "reg_open",
         "reg_open_us",
+        "reg_trades",
+        "reg_volume",
         "trades",
         "volume",
     )
@@ -158,6 +161,9 @@ class SessionTally:
         self.reg_low: float | None = None
         self.reg_close: float | None = None
         self.reg_close_us = -1
+        self.reg_volume = 0.0
+        self.reg_notional = 0.0
+        self.reg_trades = 0
 
     def copy_from(self, other: SessionTally) -> None:
         """Take every field of another tally."""
@@ -188,6 +194,9 @@ class SessionTally:
                 self.reg_low = price
             if time_us >= self.reg_close_us:
                 self.reg_close, self.reg_close_us = price, time_us
+            self.reg_volume += size
+            self.reg_notional += price * size
+            self.reg_trades += 1
 
     def add_logged(self, trade: LoggedTrade) -> None:
         """Fold a remembered trade in."""

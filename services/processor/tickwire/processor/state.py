@@ -62,6 +62,9 @@ class SymbolState:
         "bid_size",
         "closed",
         "corrections",
+        "daily_closed",
+        "daily_received",
+        "daily_revision",
         "day",
         "exchange",
         "first_offset",
@@ -105,6 +108,10 @@ class SymbolState:
         self.session_day = _NOT_SET  # day number of the session's date
         self.session: Session | None = None  # the session the watermark is in
         self.corrections = 0  # corrections and cancels applied in the session
+        # the session's daily bar (regular hours, from `day`): revision, closed yet
+        self.daily_revision = 0
+        self.daily_closed = False
+        self.daily_received: int | None = None
         self.bid: float | None = None
         self.bid_size: float | None = None
         self.ask: float | None = None
@@ -131,6 +138,9 @@ class SymbolState:
         self.day.reset()
         self.frozen.reset()
         self.corrections = 0
+        self.daily_revision = 0
+        self.daily_closed = False
+        self.daily_received = None
 
     def apply_trade(self, trade: TradeData, time_us: int, day: int, regular: bool) -> None:
         """Apply a trade of session `day` to the session fields (bars are the
@@ -161,6 +171,20 @@ class SymbolState:
         for trade in self.log:
             if trade.day == session_day:
                 day.add_logged(trade)
+
+    def daily_bar(self) -> FormingBar | None:
+        """The session's daily bar (its regular hours), None without regular trades."""
+        day, session = self.day, self.session
+        if session is None or day.reg_open is None:
+            return None
+        bar = FormingBar(session.open, day.reg_open, day.reg_open_us)
+        bar.end_us = session.close
+        bar.high, bar.low = day.reg_high, day.reg_low  # type: ignore[assignment]
+        bar.close, bar.close_us = day.reg_close, day.reg_close_us  # type: ignore[assignment]
+        bar.volume, bar.notional, bar.trades = day.reg_volume, day.reg_notional, day.reg_trades
+        bar.revision = self.daily_revision
+        bar.received_ns = self.daily_received
+        return bar
 
     def to_wire(self, first_offset: int) -> TickerState:
         """The whole current state as published on ticker.updates."""
@@ -228,6 +252,7 @@ class SymbolState:
                 "open_us": self.day.open_us,
                 "quote_us": self.quote_us,
                 "status_us": self.status_us,
+                "daily": [self.daily_revision, self.daily_closed, self.daily_received],
                 "tally": self.day.to_doc(),
                 "frozen": self.frozen.to_doc(),
                 "seen_ids": self.seen.packed(),
@@ -276,6 +301,9 @@ class SymbolState:
         if state.status is not None and state.status.since.tzinfo is None:
             state.status.since = state.status.since.replace(tzinfo=dt.UTC)
         state.status_us = int(doc.get("status_us", _NOT_SET))
+        revision, closed, received = doc.get("daily", (0, False, None))
+        state.daily_revision, state.daily_closed = int(revision), bool(closed)
+        state.daily_received = None if received is None else int(received)
         state.seen = IdWindow.unpacked(doc.get("seen_ids", b""))
         state.log = TradeLog.unpacked(doc.get("trade_log"))
         state.closed = {

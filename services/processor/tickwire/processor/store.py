@@ -262,7 +262,10 @@ class StateStore:
             doc = state.to_doc(wire)
             out.quotes[doc["_id"]] = QuoteDoc(doc["_id"], _older_than(doc), _raw(doc))
         for change in outcome.closed:
-            write = bucket_write(change.bar.to_wire(change.symbol, change.interval, final=True))
+            grid = change.interval.length_us if change.interval.session else None
+            write = bucket_write(
+                change.bar.to_wire(change.symbol, change.interval, final=True), grid
+            )
             bson.encode(write.update())  # raises here for a value BSON cannot hold
             mine = out.bars.get(write.id)
             if mine is None:
