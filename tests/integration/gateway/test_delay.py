@@ -87,7 +87,7 @@ async def test_delayed_subscribers_get_every_update_exactly_the_delay_late(
         g.sse_client(url, path, headers=delayed) as late,
     ):
         await live.wait_for(2)
-        await late.wait_for(2)  # the delayed feed's snapshots: v1 is a minute old
+        await late.wait_for(3)  # `delayed`, then the feed's snapshots: v1 is a minute old
         produced: dict[int, float] = {}
         for version in (2, 3, 4):
             produced[version] = time.time()
@@ -99,9 +99,9 @@ async def test_delayed_subscribers_get_every_update_exactly_the_delay_late(
             await asyncio.sleep(0.3)  # spaces the rounds' event times (no conflation)
         # a subscriber joining now gets the newest state that is the delay old, not v4
         async with g.sse_client(url, path, headers=delayed) as joiner:
-            await joiner.wait_for(2)
-            snapshots = joiner.events[:2]
-            joined = joiner.arrivals[:2]
+            await joiner.wait_for(3)
+            snapshots = joiner.events[1:3]
+            joined = joiner.arrivals[1:3]
         await g.until_quotes(late, dict.fromkeys(SYMBOLS, 4))
         while any(versions(late, "bar").get(s, [])[-1:] != [4] for s in SYMBOLS):
             await late.wait_for(len(late.events) + 1)
@@ -111,7 +111,9 @@ async def test_delayed_subscribers_get_every_update_exactly_the_delay_late(
     assert live_v4 < produced[4] + DELAY
     assert versions(live) == {s: [1, 2, 3, 4] for s in SYMBOLS}
     # the delayed stream: every update, none before its event time is DELAY old
-    assert [e.event for e in late.events[:2]] == ["snapshot", "snapshot"]
+    assert [e.event for e in late.events[:3]] == ["delayed", "snapshot", "snapshot"]
+    assert late.events[0].json() == {"delay_s": DELAY}
+    assert "delayed" not in [e.event for e in live.events]
     assert versions(late) == {s: [1, 2, 3, 4] for s in SYMBOLS}
     assert versions(late, "bar") == {s: [2, 3, 4] for s in SYMBOLS}
     delivered = [
@@ -152,8 +154,9 @@ async def test_one_stream_has_one_delay_and_quotes_are_delayed_too(
             g.sse_client(url, "/v1/stream?symbols=AAPL&bars=none", headers=mixed) as aapl,
             g.sse_client(url, "/v1/stream?symbols=MSFT&bars=none", headers=mixed) as msft,
         ):
-            await aapl.wait_for(1)
+            await aapl.wait_for(2)
             await msft.wait_for(1)
+            assert aapl.events[0].json() == {"delay_s": 600}
             assert aapl.quotes() == [("snapshot", "AAPL", 1)]  # v2 is not 600 s old
             assert msft.quotes() == [("snapshot", "MSFT", 1)]  # real time
             await produce(kafka_bootstrap, topics.updates, [now_record("MSFT", 2)])

@@ -222,4 +222,4 @@ async def test_websocket_replays_from_a_time(
         ("TSLA", 2),
     ]
     assert events[2]["data"] == {"since": iso(since), "live": True}
-    assert events[3]["data"] == {"symbols": ["AAPL", "TSLA"], "outcome": "buffer"}
+    assert events[3]["data"] == {"symbols": ["AAPL", "TSLA"], "outcome": "buffer", "delay_s": 0.0}

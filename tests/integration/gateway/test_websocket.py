@@ -98,4 +98,8 @@ async def test_subscribe_unsubscribe_and_resume(
             inbox = Inbox(ws)
             await inbox.until(3)
             assert inbox.quotes() == [("quote", "MSFT", 3), ("quote", "MSFT", 4)], inbox.events
-            assert inbox.events[2]["data"] == {"symbols": ["MSFT"], "outcome": "buffer"}
+            assert inbox.events[2]["data"] == {
+                "symbols": ["MSFT"],
+                "outcome": "buffer",
+                "delay_s": 0.0,
+            }

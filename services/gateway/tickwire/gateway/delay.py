@@ -78,6 +78,13 @@ def event_time(kind: str, value: bytes | None, now: float) -> float:
         return 0.0  # unreadable: released at once, and the hub skips it
 
 
+def notice(delay_s: float) -> bytes:
+    """The SSE `delayed` event opening a delayed stream: `{"delay_s": D}`. It has no id,
+    so the browser's Last-Event-ID stays the last update's (SSE keeps the previous id
+    for an event without one)."""
+    return b'event: delayed\ndata: {"delay_s":%s}\n\n' % format(delay_s, "g").encode()
+
+
 class DelayedReader(KafkaReader):
     """Runnable: reads every partition and applies each record to the hub once its
     event time is `delay_s` old (see the module docstring)."""

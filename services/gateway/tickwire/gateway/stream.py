@@ -11,7 +11,8 @@
                                      cursor (Last-Event-ID) wins over it on reconnects
 
 A subject with a delayed entitlement (the token's `delay` claim) is served by that
-delay's shared feed (tickwire.gateway.delay); one stream has one delay.
+delay's shared feed (tickwire.gateway.delay); one stream has one delay, announced
+first by a `delayed` event (`{"delay_s": 900}`, no id).
 
 The response headers go out through ASGI; body chunks are written to the socket's
 transport directly when the server exposes it (uvicorn, HTTP/1.1), which lets one flush
@@ -30,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
-from tickwire.gateway import cursor, metrics, replay, sse
+from tickwire.gateway import cursor, delay, metrics, replay, sse
 from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.runtime import runtime_of
@@ -79,7 +80,8 @@ class StreamEndpoint:
             text = request.headers.get("last-event-id") or query.get("last_event_id")
             position = cursor.decode(text) if text else None
             since = replay.parse_since(query["since"]) if "since" in query else None
-            hub, resumer = await runtime.hub_for(principal.delay_of(interest))
+            delay_s = principal.delay_of(interest)
+            hub, resumer = await runtime.hub_for(delay_s)
             plan = None
             if since is not None and position is None:
                 plan = await replay.plan(
@@ -129,6 +131,8 @@ class StreamEndpoint:
             conn.backlog.append(sse.retry(settings.gateway_retry_ms))
             if isinstance(conn, QueuedConnection):
                 writer = asyncio.create_task(conn.run_writer(lambda: hub.tally))
+            if delay_s:
+                conn.backlog.append(delay.notice(delay_s))
             tail = replay.tail(hub, conn, plan)
             await resumer.subscribe(conn, interest, position, tail)
             await self._until_closed(receive, conn)

@@ -7,7 +7,8 @@ Client -> server, JSON text messages:
     {"type": "unsubscribe", "symbols": ["AAPL"]}
 Server -> client: text messages, each a JSON array of events
     {"event": "snapshot"|"quote"|"bar"|"reset"|"replayed", "id": "<cursor>", "data": {...}}
-    {"event": "subscribed"|"unsubscribed", "data": {"symbols": [...], "outcome": ...}}
+    {"event": "subscribed", "data": {"symbols": [...], "outcome": ..., "delay_s": 0}}
+    {"event": "unsubscribed", "data": {"symbols": [...]}}
     {"event": "error", "data": {"status": 400|403, "message": "..."}}
 Initial subscriptions may also be given in the query string, as for /v1/stream.
 Authentication happens at the handshake (header or cookie); refusals close with 1008.
@@ -193,7 +194,10 @@ class _Session:
             self.conn, interest, position, replay.tail(hub, self.conn, plan)
         )
         self.conn.backlog.append(
-            _control("subscribed", {"symbols": _listed(interest), "outcome": outcome})[1:-1]
+            _control(
+                "subscribed",
+                {"symbols": _listed(interest), "outcome": outcome, "delay_s": delay},
+            )[1:-1]
         )
         self._wake()
 

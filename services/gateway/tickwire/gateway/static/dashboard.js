@@ -1,5 +1,8 @@
 // tickwire dashboard: EventSource for live state, /v1/bars for chart history.
 // No build step, no third-party code. Query string: ?symbols=AAPL,MSFT (default: all).
+// Shows each symbol's exchange session phase and trading halts (fields absent on older
+// records: blank), marks a delayed stream (the gateway's `delayed` event), and replays
+// the chart's last N minutes through `since=` on a second stream.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -7,12 +10,16 @@ const symbols = params.get("symbols") || "*";
 const state = new Map();      // symbol -> latest TickerState (versions only grow)
 const rows = new Map();       // symbol -> <tr>
 const chart = { symbol: null, bars: new Map() };  // start -> bar
+const replay = { source: null, updates: 0 };
+let delayS = 0;  // the stream's delay, seconds (0: real time)
 const log = [];               // [symbol, version] applied, for tests and debugging
 let lastEventId = "";
 let opened = 0;
 let source = null;
 let retryTimer = null;
-window.tickwire = { state, log, chart, reconnects: () => Math.max(0, opened - 1) };
+window.tickwire = {
+  state, log, chart, replay, delay: () => delayS, reconnects: () => Math.max(0, opened - 1),
+};
 
 const fmt = (v, digits = 2) => (v === undefined || v === null ? "" : Number(v).toFixed(digits));
 
@@ -28,12 +35,15 @@ function row(symbol) {
   if (tr) return tr;
   tr = document.createElement("tr");
   tr.id = "row-" + symbol;
-  for (const name of ["symbol", "last", "change", "change_pct", "bid", "ask", "volume"]) {
+  const names = ["symbol", "last", "change", "change_pct", "bid", "ask", "volume", "session",
+                 "status"];
+  for (const name of names) {
     const td = document.createElement("td");
     td.className = name;
     tr.appendChild(td);
   }
   tr.firstChild.textContent = symbol;
+  markDelayed(tr);
   tr.addEventListener("click", () => selectSymbol(symbol));
   const body = document.querySelector("#tickers tbody");
   const after = [...rows.keys()].sort().find((s) => s > symbol);
@@ -60,12 +70,51 @@ function applyState(s, flash) {
     cells[i].className = cells[i].className.replace(/ (pos|neg)/, "") +
       ((s.change || 0) >= 0 ? " pos" : " neg");
   }
+  showSession(tr, s.session);
+  showStatus(tr, s.status);
   tr.dataset.version = String(s.version);
   if (flash && held && s.last !== undefined && held.last !== undefined && s.last !== held.last) {
     tr.classList.remove("flash-up", "flash-down");
     void tr.offsetWidth;  // restart the animation
     tr.classList.add(s.last > held.last ? "flash-up" : "flash-down");
   }
+}
+
+function showSession(tr, session) {
+  const cell = tr.querySelector("td.session");
+  if (!session) {  // older records carry no session: say nothing
+    cell.textContent = "";
+    delete tr.dataset.phase;
+    return;
+  }
+  tr.dataset.phase = session.phase;
+  cell.textContent = { pre: "pre-market", regular: "open", post: "after hours",
+                       closed: "closed" }[session.phase] || session.phase;
+  cell.title = `${session.exchange} ${session.date}` +
+    (session.prev_close === null || session.prev_close === undefined
+      ? "" : `, previous close ${fmt(session.prev_close)}`);
+}
+
+function showStatus(tr, status) {
+  const cell = tr.querySelector("td.status");
+  const halted = Boolean(status && status.state === "halted");
+  tr.classList.toggle("halted", halted);
+  cell.textContent = halted ? "HALTED" : "";
+  cell.title = halted ? `halted since ${status.since}: ${status.reason || "no reason given"}` : "";
+}
+
+function markDelayed(tr) {
+  tr.classList.toggle("delayed", delayS > 0);
+  tr.title = delayS > 0 ? `delayed ${Math.round(delayS / 60)} min` : "";
+}
+
+function setDelay(seconds) {
+  delayS = seconds;
+  const badge = document.getElementById("delayed");
+  badge.hidden = !(seconds > 0);
+  badge.textContent = seconds >= 60 ? `delayed ${Math.round(seconds / 60)} min`
+                                    : `delayed ${seconds} s`;
+  for (const tr of rows.values()) markDelayed(tr);
 }
 
 function applyBar(bar) {
@@ -76,7 +125,50 @@ function applyBar(bar) {
   drawChart();
 }
 
+function replayChart(minutes) {
+  // the chart's symbol from `since` (its 1m bars as they were published), on a stream of
+  // its own that closes at the `replayed` hand-over; the live stream goes on meanwhile
+  if (!chart.symbol) return;
+  if (replay.source) replay.source.close();
+  const symbol = chart.symbol;
+  const since = new Date(Date.now() - minutes * 60_000).toISOString();
+  const status = document.getElementById("replay-status");
+  status.textContent = `replaying ${minutes} min…`;
+  status.dataset.state = "replaying";
+  chart.bars = new Map();
+  drawChart();
+  replay.updates = 0;
+  const url = `/v1/stream?symbols=${encodeURIComponent(symbol)}&bars=1m&since=` +
+              encodeURIComponent(since);
+  const source = replay.source = new EventSource(url, { withCredentials: true });
+  source.addEventListener("bar", (event) => {
+    replay.updates += 1;
+    applyBar(JSON.parse(event.data));
+  });
+  source.addEventListener("quote", () => { replay.updates += 1; });
+  source.addEventListener("replayed", () => {
+    source.close();
+    replay.source = null;
+    status.dataset.state = "done";
+    status.textContent = `replayed ${replay.updates} updates of the last ${minutes} min`;
+  });
+  source.onerror = () => {
+    if (replay.source !== source) return;
+    source.close();
+    replay.source = null;
+    status.dataset.state = "failed";
+    status.textContent = "replay refused (too far back?)";
+  };
+}
+
+document.getElementById("replay-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  replayChart(Number(document.getElementById("replay-minutes").value) || 15);
+});
+
 async function selectSymbol(symbol) {
+  if (replay.source) replay.source.close();
+  replay.source = null;
   chart.symbol = symbol;
   chart.bars = new Map();
   document.getElementById("chart-symbol").textContent = symbol;
@@ -152,6 +244,7 @@ function connect() {
   source.addEventListener("snapshot", track((s) => applyState(s, false)));
   source.addEventListener("quote", track((s) => applyState(s, true)));
   source.addEventListener("bar", track(applyBar));
+  source.addEventListener("delayed", (event) => setDelay(JSON.parse(event.data).delay_s));
   source.addEventListener("reset", track(() => {
     state.clear();  // fresh snapshots follow; versions start over from them
   }));
