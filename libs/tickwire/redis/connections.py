@@ -87,6 +87,7 @@ class SharedConnectionCounter:
         self.epoch = 0
         self.local: Counter[Scope] = Counter()
         self.changes = 0  # bumped on every local change: re-sync repeats until stable
+        self._lock = asyncio.Lock()  # re-syncs and acquires, one at a time
         self.lease_ms = int(link.settings.redis_lease_s * 1000)
         client = link.client
         self._acquire = client.register_script(ACQUIRE) if client else None
@@ -109,7 +110,14 @@ class SharedConnectionCounter:
     async def acquire(self, scopes: Sequence[Scope]) -> str | None:
         """Count one more connection in every scope and return None, or count nothing
         and return the name of the first scope at its cap. Raises
-        LimitsUnavailableError when Redis is down and the policy is fail-closed."""
+        LimitsUnavailableError when Redis is down and the policy is fail-closed.
+
+        Serialized with re-syncs (one lock): a re-sync's snapshot of the local counts
+        never misses a connection Redis has just counted under the previous epoch."""
+        async with self._lock:
+            return await self._acquire_locked(scopes)
+
+    async def _acquire_locked(self, scopes: Sequence[Scope]) -> str | None:
         script = self._acquire
         if script is None:
             refused = self._local_refusal(scopes)
@@ -128,7 +136,7 @@ class SharedConnectionCounter:
                     if answer >= 0:
                         return answer
                     log.warning("connection-count lease %s is gone; re-syncing", self.lease)
-                    await self.resync(client)
+                    await self._resync(client)
                 raise RedisUnavailableError("the lease vanished again right after a re-sync")
 
             try:
@@ -174,6 +182,10 @@ class SharedConnectionCounter:
         """Write this replica's counts under a new lease epoch (the old lease's fields
         stop counting once its key is deleted); repeated until no connection opened or
         closed meanwhile."""
+        async with self._lock:
+            await self._resync(client)
+
+    async def _resync(self, client: aioredis.Redis) -> None:
         while True:
             seen = self.changes
             old = self.link.key("lease", self.lease)
