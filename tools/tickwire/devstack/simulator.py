@@ -1,5 +1,7 @@
 """A market simulator for demos: random-walk trades and quotes for a set of symbols,
-posted to ingest as NDJSON batches at a steady rate. Used by `make run` (and handy on
+posted to ingest as NDJSON batches at a steady rate; now and then a trade correction or
+cancel of a recent trade, and a short trading halt of one symbol (a status event, then
+no trades for it until it resumes). Used by `make run` (and handy on
 its own: `python -m tickwire.devstack simulate --rate 500`)."""
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 import httpx
@@ -43,6 +46,14 @@ DEMO_SYMBOLS = (
 class _Book:
     price: float
     spread: float
+    halted_ticks: int = 0  # ticks left in a simulated halt
+
+
+#: Chances: a correction or cancel of a recent trade (per event), a halt (per symbol
+#: and tick: about one symbol in 20 every 30 s at the default tick interval)
+CORRECTION_CHANCE = 1 / 2000
+HALT_CHANCE = 1 / 6000
+HALT_TICKS = 150  # 15 s at the default tick interval
 
 
 async def last_prices(
@@ -88,20 +99,66 @@ class MarketSimulator:
             self.headers["authorization"] = f"Bearer {api_key}"
         self.accepted = 0
         self.refused = 0
+        self._trades = 0  # trade ids: sim-<start>-<n>, unique across restarts
+        self._run = f"{time.time_ns():x}"
+        self._recent: list[tuple[str, str]] = []  # (symbol, id) of recent trades
+
+    def _market_events(self, now: str) -> list[dict[str, object]]:
+        """The occasional halt, resumption, correction or cancel of this tick."""
+        events: list[dict[str, object]] = []
+        for symbol, book in self.books.items():
+            if book.halted_ticks:
+                book.halted_ticks -= 1
+                if not book.halted_ticks:
+                    events.append(
+                        {"type": "status", "symbol": symbol, "time": now, "state": "trading"}
+                    )
+            elif self.rng.random() < HALT_CHANCE:
+                book.halted_ticks = HALT_TICKS
+                events.append(
+                    {
+                        "type": "status",
+                        "symbol": symbol,
+                        "time": now,
+                        "state": "halted",
+                        "reason": "volatility pause (simulated)",
+                    }
+                )
+        if self._recent and self.rng.random() < CORRECTION_CHANCE * self.rate * self.tick_interval:
+            symbol, ref = self._recent.pop(self.rng.randrange(len(self._recent)))
+            book = self.books[symbol]
+            if self.rng.random() < 0.5:
+                events.append({"type": "cancel", "symbol": symbol, "time": now, "ref_id": ref})
+            else:
+                events.append(
+                    {
+                        "type": "correction",
+                        "symbol": symbol,
+                        "time": now,
+                        "ref_id": ref,
+                        "price": round(book.price, 2),
+                        "size": self.rng.choice((1, 5, 10, 50, 100)),
+                    }
+                )
+        return events
 
     def _events(self, count: int) -> list[dict[str, object]]:
         now = dt.datetime.now(dt.UTC).isoformat()
-        events: list[dict[str, object]] = []
+        events = self._market_events(now)
         symbols = list(self.books)
         for _ in range(count):
             symbol = self.rng.choice(symbols)
             book = self.books[symbol]
             book.price = max(0.01, book.price * (1 + self.rng.gauss(0, 0.0008)))
             book.spread = max(0.01, round(book.price * 0.0004, 2))
-            if self.rng.random() < 0.5:
+            if self.rng.random() < 0.5 and not book.halted_ticks:
+                self._trades += 1
+                trade_id = f"sim-{self._run}-{self._trades}"
+                self._recent = [*self._recent[-49:], (symbol, trade_id)]
                 events.append(
                     {
                         "type": "trade",
+                        "id": trade_id,
                         "symbol": symbol,
                         "price": round(book.price, 2),
                         "size": self.rng.choice((1, 5, 10, 50, 100, 200, 500)),
