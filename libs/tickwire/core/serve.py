@@ -7,6 +7,12 @@ Kubernetes secret) they are loaded into the live TLS context, so new connections
 the new certificate without a restart and open ones are left alone. A renewal that
 cannot be loaded (a key that does not match, half-written files) is logged and the
 current certificate stays; the next check tries again.
+
+Behind a TLS-terminating proxy: `TICKWIRE_TRUSTED_PROXIES` lists the proxies whose
+`X-Forwarded-For` / `X-Forwarded-Proto` are believed (uvicorn's proxy-headers
+middleware). A request from one of them is seen with the client's address (per-IP
+limits count clients, not the proxy) and scheme (cookies get `Secure`); from anyone
+else those headers are ignored. The default trusts nobody.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from fastapi import FastAPI
 from tickwire.core.errors import ConfigError
 from tickwire.core.logs import configure_logging
 from tickwire.core.settings import CommonSettings, read_secret
+from tickwire.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +96,16 @@ class ServerTLS:
 
 def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
     """Serve app on settings.host:settings.port until SIGINT/SIGTERM."""
-    configure_logging(settings.log_level)
+    service = type(settings).__name__.removesuffix("Settings").lower()
+    configure_logging(settings.log_level, service, settings.log_format)
+    tracing.configure(service, settings.otel_traces_endpoint)
     tls = ServerTLS.from_settings(settings)
-    options: dict[str, object] = {}
+    options: dict[str, object] = {
+        "proxy_headers": bool(settings.trusted_proxies),
+        "forwarded_allow_ips": ",".join(settings.trusted_proxies) or "",
+    }
     if tls is not None:
-        options = {
+        options |= {
             "ssl_certfile": str(tls.certfile),
             "ssl_keyfile": str(tls.keyfile),
             "ssl_keyfile_password": tls.password,
@@ -106,6 +118,7 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's loggers go to the root logger: JSON like the rest
         timeout_graceful_shutdown=10,
         **options,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
@@ -121,6 +134,7 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         try:
             await server.serve()
         finally:
+            tracing.shutdown()
             if reloader is not None:
                 reloader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

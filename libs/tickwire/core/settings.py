@@ -86,6 +86,11 @@ class CommonSettings(BaseSettings):
     tls_reload_interval_s: float = Field(
         10.0, gt=0, description="how often the certificate files are checked for a new one"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of TLS-terminating proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed (JSON list); none: those headers are ignored",
+    )
     host: str = Field("127.0.0.1", description="HTTP listen address")
     port: int = Field(8000, ge=0, le=65535, description="HTTP listen port")
     log_level: str = Field("INFO", description="Python log level")
