@@ -285,3 +285,26 @@ def test_the_daily_bar_is_the_sessions_regular_hours_and_a_correction_republishe
     (again,) = [c for c in outs[4].closed if c.interval.name == "1d"]
     fixed = again.bar.to_wire("A", again.interval, final=True)
     assert (fixed.high, fixed.close, fixed.version) == (11.5, 11.5, 2 * 3 + 1)
+
+
+def test_corrections_after_a_restart_give_what_they_give_without_one() -> None:
+    t = FRI_OPEN + 10 * S
+    tape = [*_tape(), trade("A", 11.0, 1, t + 4 * S, event_id="t4")]
+    fixes = [
+        cancel("A", "t1", t + 4.5 * S, event_id="x1"),  # its 1s bar is closed
+        correction("A", "t4", 12.25, 3, t + 4.6 * S, event_id="c4"),  # forming
+    ]
+
+    def wires(out: BatchOutcome) -> list[Any]:
+        bars = [c.bar.to_wire(c.symbol, c.interval, final=True) for c in out.closed]
+        forming = [c.bar.to_wire(c.symbol, c.interval, final=False) for c in out.forming]
+        return [msgspec.structs.replace(out.updates[0], source=None), bars, forming]
+
+    straight = make()
+    run(straight, tape)
+    (want,) = run_more(straight, fixes, first_offset=len(tape))
+    kept = make()
+    run(kept, tape)
+    (got,) = run_more(restarted(kept), fixes, first_offset=len(tape))
+    assert wires(got) == wires(want)
+    assert [c.interval.name for c in want.closed] == ["1s"]

@@ -544,6 +544,7 @@ class Aggregator:
                     bar = bars.pop(start)
                     out.closed.append(BarChange(state.symbol, interval, bar))
                     if bar.complete and keep:
+                        bar.end_us = start + length
                         state.closed[(interval.name, start)] = bar
         self._close_due[state.symbol] = self._earliest_close(state)
 

@@ -35,13 +35,17 @@ from tickwire.events.wire import (
 )
 from tickwire.mongo.documents import decode_quote, encode_quote
 from tickwire.processor.bars import FormingBar
-from tickwire.processor.corrections import SessionTally, TradeLog, stored_bytes
+from tickwire.processor.corrections import SessionTally, TradeLog, recount_bar, stored_bytes
 from tickwire.processor.dedup import IdWindow
 from tickwire.processor.sessions import Session
 
 _NOT_SET = -1
 _PACK = msgspec.msgpack.Encoder()
-_UNPACK_BARS = msgspec.msgpack.Decoder(list[tuple[str, dict[str, Any]]])
+# correctable closed bars as stored: (interval, start µs, length µs, revision,
+# received_ns, [open, high, low, close] only for a bar left without trades)
+_UNPACK_BARS = msgspec.msgpack.Decoder(
+    list[tuple[str, int, int, int, int | None, list[float] | None]]
+)
 
 
 def _change(last: float | None, reference: float | None) -> tuple[float | None, float | None]:
@@ -257,15 +261,38 @@ class SymbolState:
                 "frozen": self.frozen.to_doc(),
                 "seen_ids": self.seen.packed(),
                 "trade_log": self.log.packed(),
-                "correctable": _PACK.encode(
-                    [(name, bar.to_doc()) for (name, _), bar in self.closed.items()]
-                ),
+                "correctable": self._packed_correctable(),
                 "forming": {
                     name: [bar.to_doc() for bar in bars.values()]
                     for name, bars in self.forming.items()
                 },
             },
         )
+
+    def _packed_correctable(self) -> bytes:
+        """The correctable closed bars, compactly: each holds every one of its trades in
+        the trade log, so it is rebuilt from them (only what the fold cannot say is
+        kept: revision, receive time, and the prices of a bar left without trades)."""
+        rows = []
+        for (name, start), bar in self.closed.items():
+            length = (bar.end_us or 0) - start  # set on correctable bars, see aggregator
+            prices = None if bar.trades else [bar.open, bar.high, bar.low, bar.close]
+            rows.append((name, start, length, bar.revision, bar.received_ns, prices))
+        return _PACK.encode(rows)
+
+    def _unpacked_correctable(self, data: bytes | str | None) -> dict[tuple[str, int], FormingBar]:
+        closed: dict[tuple[str, int], FormingBar] = {}
+        for name, start, length, revision, received, prices in _UNPACK_BARS.decode(
+            stored_bytes(data or b"\x90")
+        ):
+            bar = FormingBar(start, 0.0)
+            if prices is not None:
+                bar.open, bar.high, bar.low, bar.close = prices
+            end = start + length
+            recount_bar(bar, (t for t in self.log if start <= t.time_us < end), received)
+            bar.revision, bar.received_ns, bar.end_us = revision, received, end
+            closed[(name, start)] = bar
+        return closed
 
     @classmethod
     def from_doc(
@@ -306,10 +333,7 @@ class SymbolState:
         state.daily_received = None if received is None else int(received)
         state.seen = IdWindow.unpacked(doc.get("seen_ids", b""))
         state.log = TradeLog.unpacked(doc.get("trade_log"))
-        state.closed = {
-            (name, int(bar["start_us"])): FormingBar.from_doc(bar)
-            for name, bar in _UNPACK_BARS.decode(stored_bytes(doc.get("correctable") or b"\x90"))
-        }
+        state.closed = state._unpacked_correctable(doc.get("correctable"))
         state.forming = {
             name: {int(b["start_us"]): FormingBar.from_doc(b) for b in bars}
             for name, bars in doc.get("forming", {}).items()
