@@ -9,7 +9,7 @@ import contextlib
 import datetime as dt
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,11 +224,10 @@ def header(record: Record, name: str) -> str | None:
     return None
 
 
-async def read_until_ids(
-    bootstrap: str, topic: str, ids: set[str], timeout: float = 60.0
+async def read_until(
+    bootstrap: str, topic: str, done: Callable[[list[Record]], bool], timeout: float = 90.0
 ) -> list[Record]:
-    """Every record of topic, from the start, until records with each of `ids` (the
-    markers) have been read from their partitions."""
+    """Every record of topic from the start, read until done(records read so far)."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )
@@ -244,17 +243,31 @@ async def read_until_ids(
                 await asyncio.sleep(0.2)
         consumer.assign([TopicPartition(topic, p) for p in sorted(parts)])
         out: list[Record] = []
-        missing = set(ids)
-        while missing:
-            assert time.monotonic() < deadline, f"markers never arrived: {sorted(missing)[:5]}"
+        while not done(out):
+            assert time.monotonic() < deadline, f"{topic}: gave up after {len(out)} records"
             batch = await consumer.getmany(timeout_ms=200)
             for part in sorted(batch, key=lambda tp: tp.partition):
-                for record in batch[part]:
-                    out.append(record)
-                    missing.discard(header(record, "ce_id") or "")
+                out.extend(batch[part])
         return out
     finally:
         await consumer.stop()
+
+
+async def read_until_ids(
+    bootstrap: str, topic: str, ids: set[str], timeout: float = 90.0
+) -> list[Record]:
+    """Every record of topic from the start, until records with each of `ids` (the
+    markers) have been read from their partitions."""
+
+    def seen_all(records: list[Record]) -> bool:
+        return ids <= {header(r, "ce_id") for r in records}
+
+    return await read_until(bootstrap, topic, seen_all, timeout)
+
+
+async def read_at_least(bootstrap: str, topic: str, count: int) -> list[Record]:
+    """Records of topic from the start, once at least `count` have been written."""
+    return await read_until(bootstrap, topic, lambda records: len(records) >= count)
 
 
 def by_symbol(records: Iterable[Record]) -> dict[str, list[Record]]:

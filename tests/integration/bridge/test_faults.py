@@ -1,0 +1,179 @@
+"""The bridge when things fail mid-stream, on real servers: RabbitMQ restarted, the
+bridge SIGKILLed. Nothing may be lost; ticks.raw may hold a message twice only as a
+redelivery (the same event id, the same value), and the processor, reading ticks.raw,
+counts every event once (its dedup window drops the redelivery): each symbol's state
+version is the number of distinct events (versions = events applied).
+
+The node of this module is its own (never the shared stack's): the tests restart it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import signal
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from tests.helpers import bridge as b
+from tests.helpers import processor_run
+from tests.helpers.infra import Topics
+from tickwire.bridge.settings import BridgeSettings
+from tickwire.devstack import procs
+from tickwire.devstack.rabbitmq import RabbitServer
+from tickwire.devstack.run import ServiceSpec, start_service, wait_ready
+
+SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN"]
+START = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
+MARKER_PRICE = 9999.5
+
+
+@pytest.fixture(scope="module")
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RabbitServer]:
+    server = RabbitServer(tmp_path_factory.mktemp("rabbitmq-faults")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class Stream:
+    """Trades for SYMBOLS with ids the test knows, then one marker per symbol."""
+
+    def __init__(self, tag: str, count: int) -> None:
+        self.tag = tag
+        self.sent: dict[str, list[tuple[str, dict[str, Any]]]] = {s: [] for s in SYMBOLS}
+        self.messages: list[aio_pika.Message] = []
+        for i in range(count):
+            self._add(SYMBOLS[i % len(SYMBOLS)], 100.0 + i / 100, f"{tag}-{i}", i)
+        self.markers = [self._marker(s, count + n) for n, s in enumerate(SYMBOLS)]
+
+    def _add(self, symbol: str, price: float, event_id: str, i: int) -> aio_pika.Message:
+        data = b.trade(symbol, price, 1 + i % 3, START + dt.timedelta(milliseconds=10 * i))
+        message = b.plain("trade", data, id=event_id)
+        self.sent[symbol].append((event_id, data))
+        self.messages.append(message)
+        return message
+
+    def _marker(self, symbol: str, i: int) -> aio_pika.Message:
+        return self._add(symbol, MARKER_PRICE, f"{self.tag}-marker-{symbol}", i)
+
+    def marker_ids(self) -> set[str]:
+        return {entries[-1][0] for entries in self.sent.values()}
+
+
+def check_nothing_lost(stream: Stream, records: list[b.Record]) -> None:
+    """Per symbol: the first copy of each id in the order sent, every id there, and any
+    second copy a redelivery (same id, same value)."""
+    groups = b.by_symbol(records)
+    print(f"[bridge] {len(records)} records for {len(stream.messages)} messages")
+    for symbol, sent in stream.sent.items():
+        got = groups[symbol]
+        first: dict[str, bytes] = {}
+        order: list[str] = []
+        for record in got:
+            event_id = b.header(record, "ce_id") or ""
+            if event_id in first:
+                assert record.value == first[event_id], f"{event_id}: a different value"
+                continue
+            first[event_id] = record.value
+            order.append(event_id)
+        assert order == [event_id for event_id, _ in sent], symbol
+        for event_id, data in sent:
+            assert json.loads(first[event_id])["price"] == data["price"]
+
+
+async def check_processor_counts_once(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, stream: Stream, db: Any
+) -> None:
+    """The processor over the bridge's ticks.raw: each symbol's version is its number of
+    distinct events, read once the marker (the last event) is applied."""
+    settings = processor_run.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
+    want = {s: len(entries) for s, entries in stream.sent.items()}
+    async with processor_run.in_process(settings):
+        deadline = asyncio.get_running_loop().time() + 120
+        while True:
+            docs = {d["_id"]: d async for d in db.quotes.find({}, {"last": 1, "version": 1})}
+            if all(docs.get(s, {}).get("last") == MARKER_PRICE for s in SYMBOLS):
+                break
+            assert asyncio.get_running_loop().time() < deadline, f"not settled: {docs}"
+            await asyncio.sleep(0.3)
+    assert {s: docs[s]["version"] for s in SYMBOLS} == want
+
+
+def _settings(kafka_bootstrap: str, rabbit: RabbitServer, topics: Topics) -> BridgeSettings:
+    tag = f"t{uuid.uuid4().hex[:10]}"
+    return b.settings_for(kafka_bootstrap, rabbit.url, topics, tag, bridge_batch_max=100)
+
+
+def _exchange(settings: BridgeSettings) -> str:
+    return settings.bridge_bindings[0].exchange
+
+
+async def test_broker_restart_mid_stream_loses_nothing(
+    rabbit: RabbitServer,
+    kafka_bootstrap: str,
+    mongodb_url: str,
+    db_name: str,
+    mongo: Any,
+    topics: Topics,
+) -> None:
+    settings = _settings(kafka_bootstrap, rabbit, topics)
+    stream = Stream(settings.bridge_bindings[0].queue, 3000)
+    half = len(stream.messages) // 2
+    async with b.in_process(settings) as bridge:
+        await b.wait_consuming(bridge)
+        await b.publish(rabbit.url, _exchange(settings), "ticks.a", stream.messages[:half])
+        await b.read_at_least(kafka_bootstrap, topics.raw, 300)  # the bridge is mid-stream
+        await asyncio.to_thread(rabbit.stop)  # a clean restart: persistent messages stay
+        await asyncio.to_thread(rabbit.start)
+        await b.publish(
+            rabbit.url, _exchange(settings), "ticks.a", stream.messages[half : -len(SYMBOLS)]
+        )
+        await b.publish(
+            rabbit.url, _exchange(settings), "ticks.a", stream.messages[-len(SYMBOLS) :]
+        )
+        records = await b.read_until_ids(kafka_bootstrap, topics.raw, stream.marker_ids())
+    check_nothing_lost(stream, records)
+    await check_processor_counts_once(kafka_bootstrap, mongodb_url, db_name, topics, stream, mongo)
+
+
+async def test_bridge_sigkill_mid_stream_loses_nothing(
+    rabbit: RabbitServer,
+    kafka_bootstrap: str,
+    mongodb_url: str,
+    db_name: str,
+    mongo: Any,
+    topics: Topics,
+    tmp_path: Path,
+) -> None:
+    settings = _settings(kafka_bootstrap, rabbit, topics)
+    stream = Stream(settings.bridge_bindings[0].queue, 3000)
+
+    def start() -> Path:
+        spec = ServiceSpec("bridge", procs.free_port(), {})
+        pid_file = start_service(spec, b.env_for(settings, spec.port), tmp_path)
+        wait_ready(spec, pid_file, tmp_path / "bridge.log")
+        return pid_file
+
+    pid_file = await asyncio.to_thread(start)
+    try:
+        feeding = asyncio.create_task(
+            b.publish(rabbit.url, _exchange(settings), "ticks.a", stream.messages[:-5])
+        )
+        await b.read_at_least(kafka_bootstrap, topics.raw, 500)  # mid-stream
+        assert procs.stop(pid_file, sig=signal.SIGKILL)  # a crash: no clean shutdown
+        await feeding
+        pid_file = await asyncio.to_thread(start)
+        await b.publish(rabbit.url, _exchange(settings), "ticks.a", stream.messages[-5:])
+        records = await b.read_until_ids(kafka_bootstrap, topics.raw, stream.marker_ids())
+    finally:
+        procs.stop(pid_file)
+    check_nothing_lost(stream, records)
+    await check_processor_counts_once(kafka_bootstrap, mongodb_url, db_name, topics, stream, mongo)
