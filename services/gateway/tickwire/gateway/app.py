@@ -20,9 +20,11 @@ from starlette.routing import Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
+from tickwire.core.errors import ConfigError
 from tickwire.core.supervisor import Supervisor
 from tickwire.gateway import metrics
 from tickwire.gateway.auth import Authenticator
+from tickwire.gateway.browser import SecurityHeaders
 from tickwire.gateway.cursor import topology_tag
 from tickwire.gateway.delay import DelayedFeeds
 from tickwire.gateway.errors import GatewayError
@@ -34,6 +36,7 @@ from tickwire.gateway.reader import KafkaReader, discover_slots
 from tickwire.gateway.resume import Resumer
 from tickwire.gateway.runtime import Runtime
 from tickwire.gateway.settings import GatewaySettings
+from tickwire.gateway.stream import OPENAPI_PATH as STREAM_OPENAPI
 from tickwire.gateway.stream import RAW_SEND, StreamEndpoint
 from tickwire.gateway.updates import QUOTE
 from tickwire.gateway.ws import router as ws_router
@@ -61,6 +64,11 @@ class GatewayApp(FastAPI):
 
 def create_app(settings: GatewaySettings) -> FastAPI:
     """The gateway app for these settings."""
+    if "*" in settings.gateway_cors_origins:
+        raise ConfigError(
+            "TICKWIRE_GATEWAY_CORS_ORIGINS must list origins: '*' with credentials (the "
+            "session cookie) would let any site read the streams"
+        )
     redis = RedisLink.from_settings(settings)
     runtime = Runtime(
         settings=settings,
@@ -94,6 +102,14 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.router.routes.append(Route("/v1/stream", StreamEndpoint(), methods=["GET"]))
+
+    def openapi() -> dict[str, Any]:
+        # /v1/stream is a raw ASGI route FastAPI does not see: add its entry
+        schema = app.openapi_schema or FastAPI.openapi(app)
+        schema["paths"].setdefault("/v1/stream", STREAM_OPENAPI)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(ws_router)
     app.include_router(query_router)
     app.include_router(health_router({"kafka": kafka_ready, "mongodb": mongo_ready}))
@@ -140,6 +156,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_headers=["Authorization", "Last-Event-ID", "Content-Type"],
             expose_headers=["Content-Type"],
         )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(REDMiddleware, service="gateway")
     return app
 

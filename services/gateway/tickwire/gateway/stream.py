@@ -40,6 +40,51 @@ from tickwire.gateway.subscribe import interest_from, max_rate_from, split
 log = logging.getLogger(__name__)
 
 RAW_SEND = "tickwire.raw_send"
+
+_QUERY = [
+    ("symbols", "AAPL,MSFT, or * for every symbol"),
+    ("prefix", "symbols starting with these (comma-separated)"),
+    ("bars", "bar intervals (default 1m; none for no bars)"),
+    ("max_rate", "at most this many events per second per symbol (conflated)"),
+    ("last_event_id", "resume after this event id (the Last-Event-ID header wins)"),
+    ("since", "RFC 3339 time with an offset: replay from it, then live"),
+]
+_REFUSALS = {
+    "400": "bad subscription, cursor or since; a replay over the budget; mixed delays",
+    "401": "no or invalid token",
+    "403": "symbols the token does not allow",
+    "410": "since is older than Kafka retention (the message names the earliest time)",
+    "429": "connection limits",
+    "503": "not caught up with Kafka, a delayed feed still starting, or limits down",
+}
+#: The OpenAPI entry of this raw ASGI endpoint (the events: docs/asyncapi.yaml).
+OPENAPI_PATH = {
+    "get": {
+        "summary": "Live updates over Server-Sent Events (events in docs/asyncapi.yaml)",
+        "operationId": "stream",
+        "parameters": [
+            {"name": n, "in": "query", "required": False, "description": d,
+             "schema": {"type": "string"}}
+            for n, d in _QUERY
+        ]
+        + [{"name": "Last-Event-ID", "in": "header", "required": False,
+            "schema": {"type": "string"}}],
+        "responses": {
+            "200": {"description": "the event stream",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            **{
+                status: {
+                    "description": text,
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["error"],
+                        "properties": {"error": {"type": "string"}},
+                    }}},
+                }
+                for status, text in _REFUSALS.items()
+            },
+        },
+    }
+}  # fmt: skip
 HEADERS = [
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-cache, no-store, no-transform"),
