@@ -4,6 +4,9 @@ redelivery (the same event id, the same value), and the processor, reading ticks
 counts every event once (its dedup window drops the redelivery): each symbol's state
 version is the number of distinct events (versions = events applied).
 
+Kafka stopped mid-stream (a private stack): nothing is acked to RabbitMQ that Kafka
+did not acknowledge, so once Kafka is back every message arrives.
+
 The node of this module is its own (never the shared stack's): the tests restart it.
 """
 
@@ -20,6 +23,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from prometheus_client import REGISTRY
 
 from tests.helpers import bridge as b
 from tests.helpers import processor_run
@@ -28,6 +32,7 @@ from tickwire.bridge.settings import BridgeSettings
 from tickwire.devstack import procs
 from tickwire.devstack.rabbitmq import RabbitServer
 from tickwire.devstack.run import ServiceSpec, start_service, wait_ready
+from tickwire.devstack.stack import Stack
 
 SYMBOLS = ["AAPL", "MSFT", "NVDA", "TSLA", "AMZN"]
 START = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(minutes=10)
@@ -177,3 +182,48 @@ async def test_bridge_sigkill_mid_stream_loses_nothing(
         procs.stop(pid_file)
     check_nothing_lost(stream, records)
     await check_processor_counts_once(kafka_bootstrap, mongodb_url, db_name, topics, stream, mongo)
+
+
+@pytest.fixture
+def private_kafka(tmp_path: Path) -> Iterator[tuple[Stack, str]]:
+    """A stack of this test's own (its Kafka is stopped mid-test), never the shared one."""
+    stack = Stack(tmp_path / "stack")
+    info = stack.up(brokers=1, partitions=3)
+    try:
+        yield stack, info.bootstrap_servers
+    finally:
+        stack.down()
+
+
+def _requeued() -> float:
+    return REGISTRY.get_sample_value("tickwire_bridge_messages_requeued_total") or 0.0
+
+
+async def test_kafka_down_means_nothing_acked_then_everything_delivered(
+    rabbit: RabbitServer, private_kafka: tuple[Stack, str], topics: Topics
+) -> None:
+    stack, bootstrap = private_kafka
+    settings = _settings(bootstrap, rabbit, topics).model_copy(
+        update={"bridge_publish_timeout_s": 2.0}
+    )
+    stream = Stream(settings.bridge_bindings[0].queue, 200)
+    first, during = stream.messages[:100], stream.messages[100:-5]
+    requeued = _requeued()
+    async with b.in_process(settings) as bridge:
+        await b.wait_consuming(bridge)
+        await b.publish(rabbit.url, _exchange(settings), "ticks.a", first)
+        await b.read_at_least(bootstrap, topics.raw, len(first))
+
+        await asyncio.to_thread(stack.stop_kafka_node, 1)
+        await b.publish(rabbit.url, _exchange(settings), "ticks.a", during)
+        deadline = asyncio.get_running_loop().time() + 60  # a failure guard
+        while not (bridge.kafka_failing and _requeued() > requeued):
+            assert asyncio.get_running_loop().time() < deadline, "no Kafka failure seen"
+            await asyncio.sleep(0.1)
+        assert not bridge.consuming or bridge.kafka_failing  # /readyz says not ready
+
+        await asyncio.to_thread(stack.start_kafka_node, 1)
+        await b.publish(rabbit.url, _exchange(settings), "ticks.a", stream.messages[-5:])
+        records = await b.read_until_ids(bootstrap, topics.raw, stream.marker_ids())
+    check_nothing_lost(stream, records)
+    assert await b.queue_depth(rabbit.url, settings.bridge_bindings[0].queue) == 0
