@@ -39,7 +39,7 @@ run: install postgres ## Run the whole system live: stack, ingest, processor, ga
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install browser postgres redis rabbitmq ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+test: install browser postgres redis rabbitmq prometheus ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -89,6 +89,13 @@ rabbitmq: ## Install Debian's rabbitmq-server for the bridge (only when missing)
 	@if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y rabbitmq-server; \
+	fi
+
+.PHONY: prometheus
+prometheus: ## Install Debian's prometheus (and its promtool) for the observability tests (only when missing)
+	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; \
 	fi
 
 .PHONY: browser

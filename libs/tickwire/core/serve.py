@@ -30,6 +30,7 @@ from fastapi import FastAPI
 from tickwire.core.errors import ConfigError
 from tickwire.core.logs import configure_logging
 from tickwire.core.settings import CommonSettings, read_secret
+from tickwire.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,9 @@ class ServerTLS:
 
 def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
     """Serve app on settings.host:settings.port until SIGINT/SIGTERM."""
-    configure_logging(settings.log_level)
+    service = type(settings).__name__.removesuffix("Settings").lower()
+    configure_logging(settings.log_level, service, settings.log_format)
+    tracing.configure(service, settings.otel_traces_endpoint)
     tls = ServerTLS.from_settings(settings)
     options: dict[str, object] = {
         "proxy_headers": bool(settings.trusted_proxies),
@@ -115,6 +118,7 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         http="httptools",
         log_level=settings.log_level.lower(),
         access_log=False,
+        log_config=None,  # uvicorn's loggers go to the root logger: JSON like the rest
         timeout_graceful_shutdown=10,
         **options,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
@@ -130,6 +134,7 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         try:
             await server.serve()
         finally:
+            tracing.shutdown()
             if reloader is not None:
                 reloader.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

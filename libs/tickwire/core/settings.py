@@ -6,6 +6,7 @@ All variables carry the `TICKWIRE_` prefix, e.g. `TICKWIRE_KAFKA_BOOTSTRAP`.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -94,3 +95,9 @@ class CommonSettings(BaseSettings):
     host: str = Field("127.0.0.1", description="HTTP listen address")
     port: int = Field(8000, ge=0, le=65535, description="HTTP listen port")
     log_level: str = Field("INFO", description="Python log level")
+    log_format: Literal["json", "text"] = Field(
+        "json", description="json: one object per line (service, level, correlation_id)"
+    )
+    otel_traces_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces URL; set: export OpenTelemetry spans there"
+    )

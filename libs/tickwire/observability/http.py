@@ -2,10 +2,15 @@
 
 Readiness is a set of named checks (async callables returning bool); `/readyz` answers
 200 only when all pass, and 503 with the failing names otherwise.
+
+The middleware also gives every request its correlation id for the JSON logs
+(`tickwire.core.logs`): the trace id of a valid `traceparent` header, else the
+client's `X-Request-ID` (up to 64 visible ASCII characters), else a new random id.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -13,6 +18,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tickwire.core.logs import CORRELATION_ID
+from tickwire.observability.tracing import trace_id
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 
@@ -27,6 +35,21 @@ HTTP_DURATION = Histogram(
     ["service", "route", "method"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+
+
+def correlation_id(scope: Scope) -> str:
+    """The request's correlation id (see the module docstring)."""
+    request_id = None
+    for name, value in scope.get("headers", ()):
+        if name == b"traceparent":
+            found = trace_id(value)
+            if found is not None:
+                return found
+        elif name == b"x-request-id" and 0 < len(value) <= 64 and value.isascii():
+            text = value.decode()
+            if text.isprintable() and " " not in text:
+                request_id = text
+    return request_id or os.urandom(8).hex()
 
 
 def health_router(checks: dict[str, ReadinessCheck]) -> APIRouter:
@@ -67,6 +90,10 @@ class REDMiddleware:
         self.service = service
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        CORRELATION_ID.set(correlation_id(scope))
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

@@ -42,10 +42,12 @@ from pymongo.errors import PyMongoError
 
 from tickwire.core.backoff import Backoff
 from tickwire.events import wire
+from tickwire.events.headers import TRACEPARENT
 from tickwire.gateway import metrics
 from tickwire.gateway.hub import Hub, Slot
 from tickwire.gateway.updates import PARSE_ERRORS, QUOTE, Parsed, parse
 from tickwire.mongo import documents
+from tickwire.observability import tracing
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +191,8 @@ class KafkaReader:
                 hub.set_position(slot, record.offset + 1)
                 continue
             hub.apply(slot, record.offset, parsed, record.value)
+            if record.headers and record.headers[-1][0] == TRACEPARENT:
+                tracing.hop(record.headers[-1][1], "gateway.fanout", {"topic": tp.topic})
             if parsed.final and self.on_final is not None:
                 self.on_final(parsed, record.offset)
         metrics.RECORDS.labels(tp.topic).inc(len(records))

@@ -22,6 +22,7 @@ from tickwire.ingest.errors import BodyTooLarge, Unauthorized, UnsupportedMediaT
 from tickwire.ingest.events import BodyKind
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.settings import IngestSettings
+from tickwire.observability import tracing
 
 _SINGLE = {BodyKind.JSON.value: BodyKind.JSON, BodyKind.CLOUDEVENT.value: BodyKind.CLOUDEVENT}
 _BATCH = {
@@ -66,7 +67,7 @@ async def _body(request: Request, limit: int) -> bytes:
 def _traceparent(request: Request) -> str | None:
     value = request.headers.get("traceparent")
     if value is not None and _TRACEPARENT.match(value.strip()):
-        return value.strip()
+        return tracing.hop(value.strip(), "ingest.accept").decode()
     return None
 
 

@@ -46,6 +46,7 @@ from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_consumer, make_producer
 from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
+from tickwire.observability import tracing
 from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
 from tickwire.processor.outputs import batch_records
@@ -103,6 +104,7 @@ class ProcessorLoop:
         # per owned partition: the last input offset the stored in-flight marker covers
         self._marked: dict[int, int] = {}
         self._marking: asyncio.Task[None] | None = None
+        self._traced_topics = (settings.topic_updates, settings.topic_bars)
 
     # -- readiness ---------------------------------------------------------------
     async def kafka_ready(self) -> bool:
@@ -363,6 +365,7 @@ class ProcessorLoop:
             outcome, records, docs = self._compute(self.aggregator, owned)
         except Exception as exc:  # a record the code cannot take: never a crash loop
             outcome, records, docs = await self._isolate(owned, exc)
+        tracing.carry(owned.values(), records, self._traced_topics)
         m.PROCESS_SECONDS.observe(time.perf_counter() - started)
         if records:
             await self._mark_ahead({tp.partition: rs[-1].offset for tp, rs in owned.items() if rs})
