@@ -7,6 +7,7 @@ import time
 import jwt
 import pytest
 
+from tickwire.core.errors import ConfigError
 from tickwire.gateway.auth import Authenticator
 from tickwire.gateway.connection import Interest
 from tickwire.gateway.errors import (
@@ -128,7 +129,7 @@ def test_anonymous_mode_allows_everything() -> None:
 
 
 def test_jwt_mode_needs_a_key() -> None:
-    with pytest.raises(ValueError, match="KEY"):
+    with pytest.raises(ConfigError, match="KEY"):
         Authenticator(GatewaySettings(gateway_auth="jwt"))
 
 

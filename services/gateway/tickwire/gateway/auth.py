@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from tickwire.core.errors import ConfigError
 from tickwire.gateway.connection import Interest
 from tickwire.gateway.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from tickwire.gateway.settings import GatewaySettings
@@ -141,6 +142,34 @@ ANONYMOUS = Principal(subject=None, everything=True)
 MAX_TOKEN_CHARS = 8192
 
 
+#: Algorithms a gateway may be configured with (never "none"); an HMAC key must be at
+#: least as long as the hash (RFC 7518, 3.2), an asymmetric one a public key PEM.
+ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "EdDSA")
+
+
+def check_key(algorithm: str, key: str) -> None:
+    """Refuse at start what would make tokens forgeable (ConfigError naming the setting)."""
+    if algorithm not in ALGORITHMS:
+        raise ConfigError(
+            f"TICKWIRE_GATEWAY_JWT_ALGORITHM={algorithm!r}: use one of {', '.join(ALGORITHMS)}"
+        )
+    if not key:
+        raise ConfigError("TICKWIRE_GATEWAY_JWT_KEY is required when auth is jwt")
+    if algorithm.startswith("HS"):
+        needed = int(algorithm[2:]) // 8
+        if len(key.encode()) < needed:
+            raise ConfigError(
+                f"TICKWIRE_GATEWAY_JWT_KEY must be at least {needed} bytes for {algorithm}"
+            )
+        return
+    try:
+        jwt.get_algorithm_by_name(algorithm).prepare_key(key)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"TICKWIRE_GATEWAY_JWT_KEY is not a usable {algorithm} public key: {exc}"
+        ) from None
+
+
 class Authenticator:
     """Turns request headers into a Principal according to the settings."""
 
@@ -151,8 +180,8 @@ class Authenticator:
         self.audience = settings.gateway_jwt_audience
         self.issuer = settings.gateway_jwt_issuer
         self.cookie = settings.gateway_jwt_cookie
-        if self.enabled and not self.key:
-            raise ValueError("TICKWIRE_GATEWAY_JWT_KEY is required when auth is jwt")
+        if self.enabled:
+            check_key(self.algorithm, self.key)
 
     def token_from(self, headers: Mapping[str, str], cookies: Mapping[str, str]) -> str | None:
         """The bearer token from the Authorization header, else from the cookie."""

@@ -27,8 +27,9 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tickwire.gateway import cursor, metrics, replay
 from tickwire.gateway.auth import Principal
+from tickwire.gateway.browser import origin_allowed
 from tickwire.gateway.connection import Interest, WebSocketConnection
-from tickwire.gateway.errors import BadRequestError, GatewayError
+from tickwire.gateway.errors import BadRequestError, ForbiddenError, GatewayError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.runtime import Runtime, runtime_of
 from tickwire.gateway.subscribe import interest_from, max_rate_from, split
@@ -49,6 +50,10 @@ async def websocket_stream(websocket: WebSocket) -> None:
     """Stream events over a WebSocket; see the module docstring for the protocol."""
     try:
         runtime = runtime_of(websocket.scope)
+        if not origin_allowed(
+            websocket.headers, websocket.url.scheme, runtime.settings.gateway_cors_origins
+        ):
+            raise ForbiddenError("this page's origin may not open a stream")
         principal = runtime.auth.authenticate(websocket.headers, websocket.cookies)
         max_rate = max_rate_from(websocket.query_params.get("max_rate"))
         hub, _ = await runtime.ready_hub()

@@ -12,6 +12,9 @@ as safe as a slow password hash and costs a microsecond per request. The keys do
        "rate": 50000, "burst": 100000}
     ]}
 
+An entry with `"revoked": true` is refused like an unknown key (401, the same answer:
+nothing tells a caller which keys once existed).
+
 `symbols` are shell-style globs matched against the whole symbol (case-sensitive);
 `rate` is events per second (0 = unlimited) and `burst` the bucket's size (defaults to
 max(rate, the largest batch)). With `TICKWIRE_REDIS_URL` set, a key's bucket is shared
@@ -63,6 +66,7 @@ class KeyEntry(BaseModel):
     scopes: Scopes = Scopes()
     rate: float = Field(0.0, ge=0)
     burst: float | None = Field(None, gt=0)
+    revoked: bool = False  # kept for the record; refused like an unknown key
 
 
 class KeysDocument(BaseModel):
@@ -127,13 +131,16 @@ class Authenticator:
             return
         document = load_keys(settings)
         for entry in document.keys:
+            if entry.revoked:
+                continue
             self._by_digest[entry.sha256] = Principal(
                 entry.key_id,
                 frozenset(TYPE_NAMES[t] for t in entry.scopes.types),
                 entry.scopes.symbols,
                 TokenBucket(entry.rate, entry.burst or max(entry.rate, default_burst)),
             )
-        log.info("loaded %d API keys", len(self._by_digest))
+        revoked = sum(1 for e in document.keys if e.revoked)
+        log.info("loaded %d API keys (%d revoked)", len(self._by_digest), revoked)
 
     def principal(self, headers: Mapping[str, str]) -> Principal | None:
         """The principal for these request headers, or None when the key is missing or
