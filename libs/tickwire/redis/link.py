@@ -61,6 +61,7 @@ class RedisLink:
         self.prefix = settings.redis_key_prefix
         self.policy = settings.redis_fallback
         self.up = False
+        self.probed = False  # whether a probe ran yet (the first failure is logged)
         self.hooks: list[Hook] = []
         metrics.UP.set(0)
 
@@ -98,7 +99,7 @@ class RedisLink:
             raise RedisUnavailableError(f"Redis did not answer: {type(exc).__name__}") from exc
 
     def _mark_down(self, exc: BaseException) -> None:
-        if self.up:
+        if self.up or not self.probed:
             log.warning(
                 "Redis is down (%s); limits fall back (%s) until it answers", exc, self.policy
             )
@@ -112,11 +113,13 @@ class RedisLink:
             return False
         try:
             await client.ping()
+            self.probed = True
             if not self.up:
                 for hook in self.hooks:
                     await hook(client)
         except (RedisError, OSError) as exc:
             self._mark_down(exc)
+            self.probed = True
             return False
         if not self.up:
             log.info("Redis answers at %s; shared limits and cache in use", self._where())
