@@ -67,7 +67,7 @@ bench-e2e: install ## End to end (ingest accept -> SSE write) at 1k/5k/20k event
 
 bench-store: install postgres ## FerretDB on PostgreSQL vs on SQLite: the processor's writes, the query API, the deadlock (STORE_QUICK=1: smoke run)
 	$(BIN)/python -m bench.store
-bench-query: install postgres ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars (QUERY_QUICK=1: smoke run)
+bench-query: install postgres redis ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars, with and without the Redis cache (QUERY_QUICK=1: smoke run; QUERY_CACHE=0: no cache column)
 	$(BIN)/python -m bench.query
 
 .PHONY: postgres

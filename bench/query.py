@@ -12,6 +12,15 @@ the embedded store: TICKWIRE_KAFKA_BOOTSTRAP / TICKWIRE_MONGODB_URL, else the de
 stack). The peer is the same two reads made straight on the store with PyMongo (no
 HTTP, no JSON): ratio = the peer's p99 / the gateway's p99 for the bars query.
 Target: the gateway's p99 <= 50 ms for both.
+
+The `cache` column, same run: a second gateway process with the Redis read-through
+cache (a redis-server started for the run in its directory, tickwire.devstack.redis)
+answers the same bars query after one untimed pass over every symbol has filled the
+cache; its hits and misses are read from its /metrics, so the MongoDB reads it saved are
+counted, not assumed. Both sides are also timed one request at a time
+(QUERY_ONE_BY_ONE requests): the service time, without the queueing of 50 in flight.
+Quotes are not in that column: once a gateway has caught up with Kafka they come from
+its memory, with or without Redis. QUERY_CACHE=0 leaves it out.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import subprocess
 import tempfile
 import time
 import uuid
@@ -32,6 +42,8 @@ from pymongo import AsyncMongoClient
 from bench.common import percentile, versions, write_result
 from tickwire.devstack import procs
 from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.redis import RedisServer
+from tickwire.devstack.redis import binary as redis_binary
 from tickwire.devstack.run import ServiceSpec, start_service, wait_ready
 from tickwire.devstack.stack import Stack
 from tickwire.events.wire import Bar, TickerState
@@ -44,6 +56,9 @@ SYMBOLS = int(os.environ.get("QUERY_SYMBOLS", 50 if QUICK else 500))
 FINE_HOURS = float(os.environ.get("QUERY_FINE_HOURS", 0.1 if QUICK else 1))
 REQUESTS = int(os.environ.get("QUERY_REQUESTS", 500 if QUICK else 3000))
 CONCURRENCY = int(os.environ.get("QUERY_CONCURRENCY", 50))
+CACHE = os.environ.get("QUERY_CACHE", "1") != "0"
+#: bars requests timed one at a time for the cache column (service time, no queueing)
+ONE_BY_ONE = int(os.environ.get("QUERY_ONE_BY_ONE", 100 if QUICK else 300))
 DAY = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 INSERT_BATCH = 100
 
@@ -114,9 +129,13 @@ async def load(db: Any, names: list[str]) -> dict[str, Any]:
     }
 
 
-async def timed(call: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
-    """p50/p99 of REQUESTS calls, CONCURRENCY in flight (after a warm-up)."""
-    gate = asyncio.Semaphore(CONCURRENCY)
+async def timed(
+    call: Callable[[int], Awaitable[None]],
+    concurrency: int = CONCURRENCY,
+    requests: int = REQUESTS,
+) -> dict[str, Any]:
+    """p50/p99 of `requests` calls, `concurrency` in flight (after a warm-up)."""
+    gate = asyncio.Semaphore(concurrency)
     samples: list[float] = []
 
     async def one(i: int, keep: bool) -> None:
@@ -126,9 +145,9 @@ async def timed(call: Callable[[int], Awaitable[None]]) -> dict[str, Any]:
             if keep:
                 samples.append((time.perf_counter() - started) * 1000)
 
-    await asyncio.gather(*(one(i, False) for i in range(CONCURRENCY * 2)))
+    await asyncio.gather(*(one(i, False) for i in range(concurrency * 2)))
     started = time.perf_counter()
-    await asyncio.gather(*(one(i, True) for i in range(REQUESTS)))
+    await asyncio.gather(*(one(i, True) for i in range(requests)))
     elapsed = time.perf_counter() - started
     return {
         "p50_ms": round(percentile(samples, 50), 2),
@@ -159,7 +178,59 @@ async def through_gateway(url: str, names: list[str]) -> dict[str, Any]:
             assert resp.status_code == 200, resp.text
             assert len(resp.json()["quotes"]) == min(50, len(names))
 
-        return {"bars_1m_120": await timed(bars), "quotes_50": await timed(quotes)}
+        out = {"bars_1m_120": await timed(bars), "quotes_50": await timed(quotes)}
+        if CACHE:  # the cache column's uncached side, one request at a time
+            out["bars_1m_120_one_by_one"] = await timed(bars, 1, ONE_BY_ONE)
+        return out
+
+
+def _cache_counts(url: str) -> dict[str, float]:
+    """The bars cache's hit/miss/bypass counts on a gateway's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    counts = {"hit": 0.0, "miss": 0.0, "bypass": 0.0}
+    for line in text.splitlines():
+        if line.startswith('tickwire_cache_requests_total{cache="bars",'):
+            result = line.split('result="', 1)[1].split('"', 1)[0]
+            counts[result] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+async def through_cache(url: str, names: list[str]) -> dict[str, Any]:
+    """The bars query on a gateway with the Redis cache: one untimed pass over every
+    symbol fills it, then the same timed run as without it."""
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+
+        async def bars(i: int) -> None:
+            resp = await http.get(
+                f"/v1/bars/{names[i % len(names)]}", params={"interval": "1m", "limit": 120}
+            )
+            assert resp.status_code == 200, resp.text
+            assert len(resp.json()["bars"]) == 120
+
+        fill = time.perf_counter()
+        gate = asyncio.Semaphore(CONCURRENCY)
+
+        async def once(i: int) -> None:
+            async with gate:
+                await bars(i)
+
+        await asyncio.gather(*(once(i) for i in range(len(names))))
+        fill_s = time.perf_counter() - fill
+        before = _cache_counts(url)
+        timed_bars = await timed(bars)
+        one_by_one = await timed(bars, 1, ONE_BY_ONE)
+        after = _cache_counts(url)
+    counted = {k: int(after[k] - before[k]) for k in after}
+    asked = sum(counted.values())
+    return {
+        "bars_1m_120": timed_bars,
+        "bars_1m_120_one_by_one": one_by_one,
+        "fill_pass": {"requests": len(names), "seconds": round(fill_s, 2)},
+        "lookups": counted,
+        "hit_ratio": round(counted["hit"] / asked, 4) if asked else 0.0,
+        "mongo_reads_saved": counted["hit"],
+    }
 
 
 async def straight(db: Any, names: list[str]) -> dict[str, Any]:
@@ -207,16 +278,54 @@ async def run(bootstrap: str, mongodb_url: str, store: str, run_dir: Path) -> No
         **topics,
     }
     pid_file = start_service(spec, env, run_dir)
+    cached: dict[str, Any] | None = None
+    redis = RedisServer(run_dir / "redis")
     try:
         wait_ready(spec, pid_file, run_dir / "gateway.log")
         ours = await through_gateway(f"http://127.0.0.1:{spec.port}", names)
         print(f"[query] gateway {ours}", flush=True)
+        procs.stop(pid_file)
+        if CACHE:
+            redis.start()
+            cached_spec = ServiceSpec(
+                "gateway",
+                procs.free_port(),
+                {**spec.env, "TICKWIRE_REDIS_URL": redis.url, "TICKWIRE_REDIS_KEY_PREFIX": tag},
+            )
+            cache_dir = run_dir / "cached"
+            pid_file = start_service(cached_spec, env, cache_dir)
+            wait_ready(cached_spec, pid_file, cache_dir / "gateway.log")
+            cached = await through_cache(f"http://127.0.0.1:{cached_spec.port}", names)
+            print(f"[query] gateway with the Redis cache {cached}", flush=True)
+            procs.stop(pid_file)
         peer = await straight(db, names)
         print(f"[query] straight {peer}", flush=True)
+    except BaseException:
+        for log in sorted(run_dir.rglob("*.log")):  # the run directory goes with the run
+            print(f"--- {log}\n{log.read_text(errors='replace')[-3000:]}", flush=True)
+        raise
     finally:
         procs.stop(pid_file)
+        redis.stop()
         await client.drop_database(db_name)
         await client.close()
+    cache_column: dict[str, Any] = {}
+    if cached is not None:
+        uncached, alone = ours["bars_1m_120"], ours.pop("bars_1m_120_one_by_one")
+        cache_column = {
+            "cache": {
+                "name": "the same gateway with the Redis read-through cache (bars)",
+                "redis": _redis_version(),
+                **cached,
+                "uncached_one_by_one": alone,
+                "p99_uncached_over_cached": round(
+                    uncached["p99_ms"] / max(cached["bars_1m_120"]["p99_ms"], 1e-9), 1
+                ),
+                "p50_uncached_over_cached_one_by_one": round(
+                    alone["p50_ms"] / max(cached["bars_1m_120_one_by_one"]["p50_ms"], 1e-9), 1
+                ),
+            }
+        }
     ratio = peer["bars_1m_120"]["p99_ms"] / max(ours["bars_1m_120"]["p99_ms"], 1e-9)
     worst = max(ours["bars_1m_120"]["p99_ms"], ours["quotes_50"]["p99_ms"])
     path = write_result(
@@ -236,9 +345,17 @@ async def run(bootstrap: str, mongodb_url: str, store: str, run_dir: Path) -> No
             "target_p99_ms": 50,
             "target_met": worst <= 50,
             "quick": QUICK,
+            **cache_column,
         },
     )
     print(f"wrote {path}")
+
+
+def _redis_version() -> str:
+    out = subprocess.run(
+        [str(redis_binary()), "--version"], capture_output=True, text=True, check=False
+    )
+    return out.stdout.split(" v=", 1)[-1].split(" ", 1)[0]
 
 
 def main() -> None:
