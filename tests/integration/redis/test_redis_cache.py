@@ -19,7 +19,10 @@ from tests.helpers.kafka import produce
 from tests.integration.redis import redis_helpers as rh
 from tickwire.devstack.redis import RedisServer
 from tickwire.events import wire
+from tickwire.gateway.querycache import QueryCache
+from tickwire.gateway.settings import GatewaySettings
 from tickwire.mongo import documents
+from tickwire.redis.link import RedisLink
 
 SYMBOL = "CCH"
 
@@ -158,3 +161,29 @@ async def test_bars_cache_is_shared_and_never_older_than_applied(
         finally:
             with contextlib.suppress(Exception):
                 redis_server.start()
+
+
+class _Hub:
+    """What the quotes cache reads of a hub: the newest state held per symbol."""
+
+    def __init__(self, held: dict[str, int]) -> None:
+        self.quotes = {symbol: (version, b"{}") for symbol, version in held.items()}
+
+
+async def test_cached_quotes_are_never_older_than_what_the_gateway_holds(
+    redis_server: RedisServer,
+) -> None:
+    settings = GatewaySettings(
+        gateway_auth="off", redis_url=redis_server.url, redis_key_prefix=rh.prefix()
+    )
+    link = RedisLink.from_settings(settings)
+    assert await link.connect()
+    cache = QueryCache(link, settings)
+    await cache.store_quotes([g.ticker_state("QA", 5), g.ticker_state("QB", 5)])
+    stale = rh.sample("tickwire_cache_requests_total", cache="quotes", result="stale")
+    hub: Any = _Hub({"QA": 3, "QB": 7})  # QA: the cache is newer; QB: the gateway is
+    found = await cache.cached_quotes(hub, ["QA", "QB", "QC"])
+    assert set(found) == {"QA"}
+    assert wire.STATE_DECODER.decode(found["QA"]).version == 5
+    assert rh.sample("tickwire_cache_requests_total", cache="quotes", result="stale") == stale + 1
+    await link.close()
