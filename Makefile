@@ -52,10 +52,10 @@ test-unit: install ## Run the unit tests only (no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query ## Run every benchmark against its peer; figures to bench/results/
+bench: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query bench-bridge ## Run every benchmark against its peer; figures to bench/results/
 	$(BIN)/python -m bench.report
 
-.PHONY: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query
+.PHONY: bench-ingest bench-processor bench-gateway bench-e2e bench-store bench-query bench-bridge
 bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
 	$(BIN)/python -m bench.ingest
 bench-processor: install ## Processor (1 and 2 processes, py-spy profile) vs Quix Streams; quick: BENCH_EVENTS=200000 BENCH_SIDES=ours,profile
@@ -69,6 +69,8 @@ bench-store: install postgres ## FerretDB on PostgreSQL vs on SQLite: the proces
 	$(BIN)/python -m bench.store
 bench-query: install postgres redis ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars, with and without the Redis cache (QUERY_QUICK=1: smoke run; QUERY_CACHE=0: no cache column)
 	$(BIN)/python -m bench.query
+bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after Kafka) vs a bare aio-pika consumer (BRIDGE_MESSAGES=10000: quick)
+	$(BIN)/python -m bench.bridge
 
 .PHONY: postgres
 postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when missing)

@@ -28,6 +28,7 @@ Tests start one in a temporary directory to restart or kill it mid-test. The lay
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import shutil
 import signal
@@ -122,10 +123,12 @@ def answers(port: int) -> bool:
     the broker authenticates, so a port check alone is not enough)."""
     if not procs.port_open("127.0.0.1", port):
         return False
-    try:
-        asyncio.run(_handshake(port))
-    except Exception:
-        return False
+    # its own event loop in a thread: callable from sync code and from a running loop
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        try:
+            pool.submit(asyncio.run, _handshake(port)).result()
+        except Exception:
+            return False
     return True
 
 
@@ -176,6 +179,7 @@ class RabbitServer:
             if answers(self.port):
                 return self
             time.sleep(0.3)
+        self.stop(kill=True)  # nothing left behind by a failed start
         raise StartupError(
             f"RabbitMQ on 127.0.0.1:{self.port} did not start within {timeout:.0f}s; see {self.log}"
         )
