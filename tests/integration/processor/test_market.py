@@ -80,6 +80,15 @@ def market_tape() -> list[RawRecord]:
     tape.append(correction("A", "a5", 1.0, 1, MONDAY + 9 * S, "g3", 9003))  # past the window
     tape.append(quote("A", 101.0, 101.5, MONDAY + 20 * S, 9001))  # closes Monday's bars
     tape.append(quote("B", 50.0, 50.5, MONDAY + 20 * S, 9002))
+    # C across a holiday: Thursday 2026-07-02, Friday 07-03 closed (Independence Day
+    # observed: it belongs to Thursday's session), Monday 07-06
+    thursday = dt.datetime(2026, 7, 2, 19, 59, 58, tzinfo=UTC)
+    tape += [
+        trade("C", 30.0, 1, thursday, 9100, "c-thu-1"),
+        trade("C", 30.5, 2, thursday + S, 9101, "c-thu-2"),  # Thursday's close
+        trade("C", 31.0, 1, dt.datetime(2026, 7, 3, 15, tzinfo=UTC), 9102, "c-holiday"),
+        trade("C", 29.75, 4, dt.datetime(2026, 7, 6, 13, 30, 1, tzinfo=UTC), 9103, "c-mon"),
+    ]
     return tape
 
 
@@ -174,7 +183,11 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
     }
     assert len(want.dead) == 3
     assert want.states["A"]["prev_close"] is not None
-    daily = {k: v for k, v in want.bars.items() if k[1] == "1d"}
+    assert (want.states["C"]["prev_close"], want.states["C"]["session"]["date"]) == (
+        30.5,
+        "2026-07-06",
+    )
+    daily = {k: v for k, v in want.bars.items() if k[1] == "1d" and k[0] != "C"}
     assert [(k[0], k[2], v["final"]) for k, v in sorted(daily.items())] == [
         ("A", dt.datetime(2026, 11, 27, 14, 30, tzinfo=UTC), True),
         ("A", MONDAY, False),
