@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import time
 from typing import Any
 
@@ -61,6 +62,12 @@ def claims(**extra: Any) -> dict[str, Any]:
     return {k: v for k, v in {**base, **extra}.items() if v is not None}
 
 
+def server_logs(caplog: pytest.LogCaptureFixture) -> str:
+    """What the services logged (not this test's own HTTP and WebSocket clients)."""
+    clients = ("httpx", "httpcore", "websockets.client")
+    return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(clients))
+
+
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
@@ -90,8 +97,14 @@ CASES: dict[str, tuple[str | None, int]] = {
 
 
 async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
-    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+    kafka_bootstrap: str,
+    mongodb_url: str,
+    db_name: str,
+    topics: Topics,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
+    bodies: list[bytes] = []
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
     await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 1)])
     settings = g.settings_for(
@@ -101,6 +114,7 @@ async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
         for case, (token, status) in CASES.items():
             headers = bearer(token) if token is not None else {}
             resp = await http.get("/v1/stream?symbols=AAPL", headers=headers)
+            bodies.append(resp.content)
             assert resp.status_code == status, case
             assert resp.headers["content-type"].startswith("application/"), case
             assert b"event:" not in resp.content, case
@@ -137,6 +151,12 @@ async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
             assert "'unsafe-inline'" not in page.headers["content-security-policy"], path
             assert "frame-ancestors 'none'" in page.headers["content-security-policy"], path
             assert page.headers["x-content-type-options"] == "nosniff", path
+
+    # no token or key ever appears in a log line or an error body
+    secrets = [KEY, *(t.split(".")[-1] for t, _ in CASES.values() if t and t.count(".") == 2)]
+    for secret in filter(None, secrets):
+        assert secret not in server_logs(caplog)
+        assert all(secret.encode() not in body for body in bodies)
 
 
 async def test_an_hs256_token_signed_with_the_rs256_public_key_is_refused(
@@ -190,8 +210,9 @@ def test_a_gateway_refuses_wildcard_cors_with_credentials() -> None:
 
 
 async def test_every_bad_ingest_key_is_refused_and_publishes_nothing(
-    kafka_bootstrap: str, topics: Topics
+    kafka_bootstrap: str, topics: Topics, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     document, keys = keys_document(
         [
             {"key_id": "live", "scopes": {"types": ["trade"], "symbols": ["AAPL"]}},
@@ -211,9 +232,17 @@ async def test_every_bad_ingest_key_is_refused_and_publishes_nothing(
             resp = await client.post("/v1/events", json=event, headers=headers)
             assert resp.status_code == status, case
             assert resp.json()["error_code"] == status, case
+            for key in keys.values():
+                assert key not in resp.text, case
         ok = await client.post(
             "/v1/events", json=trade("AAPL", id="accepted"), headers={"x-api-key": keys["live"]}
         )
         assert ok.status_code == 202
     records = await read_to_end(kafka_bootstrap, topics.raw)
     assert [h.find(r.headers, h.CE_ID) for r in records] == [b"accepted"]
+    for key in keys.values():  # only key ids are ever logged
+        assert key not in server_logs(caplog)
+        assert all(
+            key.encode() not in r.value and key.encode() not in str(r.headers).encode()
+            for r in records
+        )

@@ -81,6 +81,7 @@ async def test_the_pipeline_runs_over_sasl_ssl_with_scram_plain_and_mutual_tls(
     db_name = infra.unique("tw").replace("-", "_")
     env = service_env(info.bootstrap_servers, info.mongodb_url, db_name, topics)
     env.update(secure_stack.security_env())  # what `tickwire-stack env` exports
+    env["TICKWIRE_LOG_LEVEL"] = "INFO"
     ingest, processor, gateway = pipeline_specs()
     processor.env.update(
         _env_of(
@@ -148,6 +149,13 @@ async def test_the_pipeline_runs_over_sasl_ssl_with_scram_plain_and_mutual_tls(
             await mongo.close()
         assert doc["version"] == 5
         assert doc["volume"] == sum(e["size"] for e in events)
+
+    # the services' logs never show a password (they are given as files and variables)
+    logs = "".join(p.read_text() for p in (tmp_path / "run").glob("*.log"))
+    assert "ready" in logs  # at INFO the services log their start-up
+    for secret in (default.password, secure_stack.mongo_security().password):
+        assert secret
+        assert secret not in logs
 
     records = await read_to_end(info.bootstrap_servers, topics.raw, security=default)
     assert sorted(h.find(r.headers, h.CE_ID) for r in records) == sorted(
