@@ -60,8 +60,9 @@ bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
 	$(BIN)/python -m bench.ingest
 bench-processor: install ## Processor (1 and 2 processes, py-spy profile) vs Quix Streams; quick: BENCH_EVENTS=200000 BENCH_SIDES=ours,profile
 	$(BIN)/python -m bench.processor
-bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6
+bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6, then market semantics: replay from an hour back, 1k delayed subscribers' memory (BENCH_MARKET_QUICK=1: smoke run of the second)
 	$(BIN)/python -m bench.gateway
+	$(BIN)/python -m bench.gateway_market
 bench-e2e: install ## End to end (ingest accept -> SSE write) at 1k/5k/20k events/s, 1,000 SSE clients, vs two plain aiokafka hops (E2E_QUICK=1: smoke run)
 	$(BIN)/python -m bench.e2e
 
