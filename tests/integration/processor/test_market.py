@@ -67,8 +67,8 @@ def market_tape() -> list[RawRecord]:
     tape += [
         # forming when decided; its own time then closes the bar
         correction("A", "a38", 98.0, 1, after + 2 * S, "c3", 4100),
-        trade("A", 104.0, 3, after + 40 * S, 5000, "post1"),  # post-market: not the close
-        trade("B", 49.0, 2, after + 41 * S, 5001, "post2"),
+        trade("A", 104.0, 3, after + 140 * S, 5000, "post1"),  # post-market: not the close
+        trade("B", 49.0, 2, after + 141 * S, 5001, "post2"),
         trade("A", 103.0, 1, dt.datetime(2026, 11, 28, 15, tzinfo=UTC), 5002, "sat"),
         quote("A", 99.0, 99.5, dt.datetime(2026, 11, 30, 9, 30, tzinfo=UTC), 6000),
     ]
@@ -182,7 +182,8 @@ async def test_sessions_corrections_and_halts_end_exactly_as_the_reference(
         "x3": "cancel",
     }
     assert len(want.dead) == 3
-    assert want.states["A"]["prev_close"] is not None
+    # Friday's close is its last regular trade (a39), not the post-market one
+    assert (want.states["A"]["prev_close"], want.states["B"]["prev_close"]) == (101.0, 52.0)
     assert (want.states["C"]["prev_close"], want.states["C"]["session"]["date"]) == (
         30.5,
         "2026-07-06",
