@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -201,6 +202,16 @@ def test_a_gateway_refuses_to_start_with_forgeable_token_settings(
     settings = GatewaySettings(**fields)
     with pytest.raises(ConfigError, match=named):
         Authenticator(settings)
+
+
+def test_the_jwt_key_is_read_from_its_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "jwt-key"
+    key_file.write_text(KEY + "\n")
+    settings = GatewaySettings(gateway_auth="jwt", gateway_jwt_key_file=key_file)
+    principal = Authenticator(settings).verify(jwt.encode(claims(), KEY, HS))
+    assert principal.subject == "alice"
+    with pytest.raises(ConfigError, match="TICKWIRE_GATEWAY_JWT_KEY_FILE"):
+        Authenticator(settings.model_copy(update={"gateway_jwt_key_file": tmp_path / "no"}))
 
 
 def test_a_gateway_refuses_wildcard_cors_with_credentials() -> None:

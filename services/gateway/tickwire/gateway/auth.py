@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import jwt
 
 from tickwire.core.errors import ConfigError
+from tickwire.core.settings import read_secret
 from tickwire.gateway.connection import Interest
 from tickwire.gateway.errors import BadRequestError, ForbiddenError, UnauthorizedError
 from tickwire.gateway.settings import GatewaySettings
@@ -177,6 +178,8 @@ class Authenticator:
         self.enabled = settings.gateway_auth == "jwt"
         self.algorithm = settings.gateway_jwt_algorithm
         self.key = settings.gateway_jwt_key.get_secret_value()
+        if settings.gateway_jwt_key_file is not None:
+            self.key = read_secret(settings.gateway_jwt_key_file, "TICKWIRE_GATEWAY_JWT_KEY_FILE")
         self.audience = settings.gateway_jwt_audience
         self.issuer = settings.gateway_jwt_issuer
         self.cookie = settings.gateway_jwt_cookie

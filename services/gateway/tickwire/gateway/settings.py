@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -21,6 +22,9 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_jwt_algorithm: str = Field("HS256", description="the only JWT algorithm accepted")
     gateway_jwt_key: SecretStr = Field(
         SecretStr(""), description="HMAC secret, or PEM public key for RS*/ES*/EdDSA"
+    )
+    gateway_jwt_key_file: Path | None = Field(
+        None, description="file holding the key (a mounted secret; wins over the variable)"
     )
     gateway_jwt_audience: str = Field("tickwire-gateway", description="required `aud` claim")
     gateway_jwt_issuer: str = Field("tickwire", description="required `iss` claim")
