@@ -26,8 +26,9 @@ import datetime as dt
 import enum
 import hashlib
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -125,9 +126,14 @@ def _kind_by_type(type_: str | None) -> AnyKind:
     return kind
 
 
-def _decode_data(kind: AnyKind, body: bytes) -> AnyData:
+T = TypeVar("T")
+
+
+def _read(decode: Callable[[bytes], T], body: bytes) -> T:
+    """decode(body), its failures translated to Refused: unreadable or not JSON is
+    malformed, a field or rule that fails is invalid."""
     try:
-        return kind.decode(body)
+        return decode(body)
     except MalformedInput as exc:
         raise Refused(Reason.MALFORMED, str(exc)) from None
     except msgspec.ValidationError as exc:
@@ -136,6 +142,11 @@ def _decode_data(kind: AnyKind, body: bytes) -> AnyData:
         raise Refused(Reason.MALFORMED, f"malformed JSON: {exc}") from None
     except rules.RuleError as exc:
         raise Refused(Reason.INVALID, f"{exc.field}: {exc.message}") from None
+
+
+def _data(kind: AnyKind, body: bytes) -> AnyData:
+    decode: Callable[[bytes], AnyData] = kind.decode
+    return _read(decode, body)
 
 
 def _checked_attributes(id_: str | None, source: str | None) -> _Attributes:
@@ -177,34 +188,22 @@ def decode(
         if binary.get("specversion") != "1.0":
             raise Refused(Reason.INVALID, "specversion must be 1.0")
         kind = _kind_by_type(binary.get("type"))
-        data = _decode_data(kind, body)
+        data = _data(kind, body)
         attrs = _checked_attributes(binary.get("id"), binary.get("source"))
         subject = binary.get("subject")
         trace = trace or _traceparent(binary.get("traceparent"))
     elif media == STRUCTURED:
-        try:
-            envelope = guarded(_structured.decode, body)
-        except MalformedInput as exc:
-            raise Refused(Reason.MALFORMED, str(exc)) from None
-        except msgspec.ValidationError as exc:
-            raise Refused(Reason.INVALID, str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise Refused(Reason.MALFORMED, f"malformed JSON: {exc}") from None
+        envelope = _read(partial(guarded, _structured.decode), body)
         if envelope.specversion != "1.0":
             raise Refused(Reason.INVALID, "specversion must be 1.0")
         if envelope.datacontenttype not in (None, JSON):
             raise Refused(Reason.UNSUPPORTED, f"datacontenttype {envelope.datacontenttype}")
         kind = _kind_by_type(envelope.type)
-        data = _decode_data(kind, bytes(envelope.data))
+        data = _data(kind, bytes(envelope.data))
         attrs = _Attributes(envelope.id, envelope.source)
         subject = envelope.subject
     elif media in ("", JSON):
-        try:
-            fields = guarded(_plain.decode, body)
-        except MalformedInput as exc:
-            raise Refused(Reason.MALFORMED, str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise Refused(Reason.MALFORMED, f"not a JSON object: {exc}") from None
+        fields = _read(partial(guarded, _plain.decode), body)
         name = _string_field(fields.pop("type", None), "type")
         kind_or_none = BY_NAME.get(name or "")
         if kind_or_none is None:
@@ -212,7 +211,7 @@ def decode(
         kind = kind_or_none
         id_ = _string_field(fields.pop("id", None), "id")
         source = _string_field(fields.pop("source", None), "source")
-        data = _decode_data(kind, _raw_encode(fields))
+        data = _data(kind, _raw_encode(fields))
         attrs = _checked_attributes(id_, source)
     else:
         raise Refused(Reason.UNSUPPORTED, f"content type {content_type!r}")
