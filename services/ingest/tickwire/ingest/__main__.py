@@ -12,7 +12,7 @@ from tickwire.ingest.settings import IngestSettings
 def main() -> None:
     """Build the settings once from the environment and serve."""
     settings = IngestSettings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, "ingest", settings.log_format)
     app = create_app(settings)
     tune_for_throughput()  # the batch path allocates thousands of objects per request
     serve(app, settings)
