@@ -106,6 +106,7 @@ class BatchOutcome:
     skipped: int = 0  # replayed records at or below a symbol's stored offset
     duplicates: int = 0  # events whose id the symbol had already applied
     corrections: list[CorrectionRecord] = field(default_factory=list)
+    statuses: int = 0  # status events applied
 
 
 def representable_range(intervals: Iterable[Interval]) -> tuple[int, int]:
@@ -324,6 +325,7 @@ class Aggregator:
                 quotes += 1
                 state.apply_quote(event, time_us)  # type: ignore[arg-type]
             elif kind is StatusData:
+                out.statuses += 1
                 state.apply_status(event, time_us)  # type: ignore[arg-type]
         out.trades += trades
         out.quotes += quotes

@@ -383,6 +383,8 @@ class ProcessorLoop:
         m.EVENTS.labels("late").inc(len(outcome.late))
         m.EVENTS.labels("poison").inc(len(outcome.dead))
         m.EVENTS.labels("duplicate").inc(outcome.duplicates)
+        m.EVENTS.labels("correction").inc(len(outcome.corrections))  # and cancels
+        m.EVENTS.labels("status").inc(outcome.statuses)
         m.LATE.inc(len(outcome.late))
         m.DEAD_LETTERS.inc(len(outcome.dead))
         m.PUBLISHED.labels("update").inc(len(outcome.updates))

@@ -8,7 +8,8 @@ _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 EVENTS = Counter(
     "tickwire_processor_events_total",
-    "ticks.raw records handled, by outcome (trade, quote, late, poison, replayed, duplicate)",
+    "ticks.raw records handled, by outcome (trade, quote, correction (and cancel), status, "
+    "late, poison (rejected corrections too), replayed, duplicate)",
     ["type"],
 )
 LATE = Counter("tickwire_processor_late_events_total", "trades later than the bar grace")
