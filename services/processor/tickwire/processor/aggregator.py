@@ -460,6 +460,8 @@ class Aggregator:
             change = BarChange(state.symbol, interval, bar)
             if final:
                 out.closed.append(change)
+                if not bar.trades:  # no trade left in it to correct
+                    del state.closed[(interval.name, bar.start_us)]
             else:
                 changed[id(bar)] = change
         if trade.day == state.session_day:
@@ -546,7 +548,7 @@ class Aggregator:
                 if start + length + grace <= watermark:
                     bar = bars.pop(start)
                     out.closed.append(BarChange(state.symbol, interval, bar))
-                    if bar.complete and keep:
+                    if bar.complete and keep and bar.trades:  # else nothing to correct
                         bar.end_us = start + length
                         state.closed[(interval.name, start)] = bar
         self._close_due[state.symbol] = self._earliest_close(state)
