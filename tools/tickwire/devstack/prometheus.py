@@ -120,3 +120,16 @@ class PrometheusServer:
     def stop(self, kill: bool = False) -> bool:
         """Stop the server (SIGKILL when `kill`); whether it was running."""
         return procs.stop(self.pid_file, sig=signal.SIGKILL if kill else signal.SIGTERM)
+
+
+def for_services(root: Path, ports: Mapping[str, int]) -> PrometheusServer | None:
+    """A started Prometheus scraping the local services (`service name -> port`), with
+    its UI on $TICKWIRE_RUN_PROMETHEUS_PORT (9090 by default); None, with the install
+    hint printed, when Debian's prometheus is not installed (it is optional for `run`)."""
+    targets = {f"tickwire-{name}": [f"127.0.0.1:{port}"] for name, port in ports.items()}
+    port = int(os.environ.get("TICKWIRE_RUN_PROMETHEUS_PORT", "9090"))
+    try:
+        return PrometheusServer(root, targets, port).start()
+    except MissingToolError as exc:
+        print(f"[run] no Prometheus: {exc}", flush=True)
+        return None

@@ -22,6 +22,7 @@ import httpx
 from tickwire.devstack import procs
 from tickwire.devstack.errors import StartupError
 from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.prometheus import for_services
 from tickwire.devstack.simulator import MarketSimulator, last_prices
 from tickwire.devstack.stack import Stack
 
@@ -104,6 +105,7 @@ def main(rate: float = 200.0) -> int:
     run_dir = stack.root / "services"
     run_dir.mkdir(parents=True, exist_ok=True)
     pid_files: list[Path] = []
+    prometheus = None
     try:
         info = stack.up()
         ports = {
@@ -122,6 +124,9 @@ def main(rate: float = 200.0) -> int:
         for spec, pid_file in zip(specs, pid_files, strict=True):
             wait_ready(spec, pid_file, run_dir / f"{spec.name}.log")
             print(f"[run] {spec.name} ready on http://127.0.0.1:{spec.port}", flush=True)
+        prometheus = for_services(run_dir / "prometheus", ports)
+        if prometheus is not None:
+            print(f"[run] prometheus on {prometheus.url} (alerts: {prometheus.url}/alerts)")
         print(
             f"""
 tickwire is running (Ctrl-C stops it):
@@ -148,6 +153,8 @@ A simulator posts ~{rate:.0f} events/s of {len(MarketSimulator("x").books)} symb
         return 2
     finally:
         print("[run] stopping services...", flush=True)
+        if prometheus is not None:
+            prometheus.stop()
         for pid_file in pid_files:
             procs.stop(pid_file)
         if not was_up:
