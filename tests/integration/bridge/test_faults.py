@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -161,8 +162,12 @@ async def test_bridge_sigkill_mid_stream_loses_nothing(
     settings = _settings(kafka_bootstrap, rabbit, topics)
     stream = Stream(settings.bridge_bindings[0].queue, 3000)
 
+    port = 0
+
     def start() -> Path:
-        spec = ServiceSpec("bridge", procs.free_port(), {})
+        nonlocal port
+        port = procs.free_port()
+        spec = ServiceSpec("bridge", port, {})
         pid_file = start_service(spec, b.env_for(settings, spec.port), tmp_path)
         wait_ready(spec, pid_file, tmp_path / "bridge.log")
         return pid_file
@@ -178,8 +183,22 @@ async def test_bridge_sigkill_mid_stream_loses_nothing(
         pid_file = await asyncio.to_thread(start)
         await b.publish(rabbit.url, _exchange(settings), "ticks.a", stream.messages[-5:])
         records = await b.read_until_ids(kafka_bootstrap, topics.raw, stream.marker_ids())
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).json() == {"status": "ready"}
+            text = (await client.get("/metrics")).text
     finally:
         procs.stop(pid_file)
+    # the restarted bridge published the rest: at least the markers, all counted
+    published = [
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("tickwire_bridge_messages_published_total ")
+    ]
+    assert published
+    assert published[0] >= len(SYMBOLS)
+    assert "tickwire_bridge_kafka_publish_seconds_bucket" in text
+    assert "tickwire_bridge_inflight_messages" in text
     check_nothing_lost(stream, records)
     await check_processor_counts_once(kafka_bootstrap, mongodb_url, db_name, topics, stream, mongo)
 

@@ -124,6 +124,7 @@ class Bridge:
                 if batch is None:
                     raise RabbitUnavailableError("connection or channel closed")
                 await self._handle(batch, topology.dead_letters)
+                metrics.INFLIGHT.set(inbox.qsize())
                 self.kafka_failing = False
                 backoff.reset()
         finally:
