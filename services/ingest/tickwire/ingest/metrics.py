@@ -3,7 +3,9 @@
 tickwire_ingest_events_accepted_total{type}        acknowledged by Kafka
 tickwire_ingest_events_rejected_total{reason}      invalid, malformed, unauthorized,
                                                    forbidden, rate_limited, too_large,
-                                                   overloaded, kafka_unavailable
+                                                   limits_unavailable, overloaded,
+                                                   kafka_unavailable
+(tickwire_redis_* for the shared rate limits: tickwire.redis.metrics)
 tickwire_ingest_request_events                     events per request (histogram)
 tickwire_ingest_kafka_batch_records                records per Kafka batch (histogram)
 tickwire_ingest_kafka_send_seconds                 batch hand-over to ack (histogram)
