@@ -44,7 +44,7 @@ test: install browser postgres redis rabbitmq prometheus ## Run every test: unit
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-slow
-test-slow: install browser postgres ## Run the long scenarios (marked `slow`) that `make test` leaves out
+test-slow: install browser postgres redis rabbitmq prometheus ## Run the long scenarios (marked `slow`) that `make test` leaves out
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: test-unit
