@@ -108,7 +108,7 @@ async def test_dashboard_shows_sessions_halts_delay_and_replays_the_chart(
             await live.fill("#replay-minutes", "15")
             await live.click("#replay")
             await live.wait_for_function(
-                "document.querySelector('#replay-status').dataset.state === 'done'",
+                "() => document.querySelector('#replay-status').dataset.state === 'done'",
                 timeout=30_000,
             )
             starts = [g.BASE_TIME + dt.timedelta(minutes=m) for m in (1, 3)]

@@ -173,6 +173,9 @@ class Resumer:
                 consumer.seek(tp, since[s])
             frames: list[bytes] = []
             newest: dict[str, int] = {}
+            # ids are the vector, kept pre-encoded: a new id re-encodes one partition
+            head = cursor.header(hub.tag, len(vector))
+            pieces = [cursor.varint(v) for v in vector]
             deadline = time.monotonic() + self.timeout_s
             todo = dict(tps)
             while todo:
@@ -189,7 +192,12 @@ class Resumer:
                         if record.offset >= target:
                             break
                         vector[s] = since[s] = record.offset + 1
-                        frame = self._replay_frame(conn, interest, s, record, vector, newest)
+                        pieces[s] = cursor.varint(vector[s])
+                        key = record.key
+                        if key is not None and not interest.matches(key.decode("utf-8", "replace")):
+                            continue  # another symbol (a record whose key is not its symbol
+                            # is unreadable, so skipping it unparsed changes nothing)
+                        frame = self._replay_frame(conn, interest, s, record, head, pieces, newest)
                         if frame is not None:
                             frames.append(frame)
                 for tp, s in list(todo.items()):
@@ -208,7 +216,8 @@ class Resumer:
         interest: Interest,
         slot: int,
         record: object,
-        vector: list[int],
+        head: bytes,
+        pieces: list[bytes],
         newest: dict[str, int],
     ) -> bytes | None:
         kind = self.hub.slots[slot].kind
@@ -223,5 +232,5 @@ class Resumer:
         if parsed.version <= newest.get(parsed.key, -1):
             return None
         newest[parsed.key] = parsed.version
-        event_id = cursor.encode(self.hub.tag, vector)
+        event_id = cursor.encode_pieces(head, pieces)
         return conn.render_event(parsed.kind, event_id, record.value)  # type: ignore[attr-defined]
