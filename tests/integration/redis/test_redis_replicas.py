@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import jwt
+import redis
 from aiokafka import AIOKafkaConsumer
 
 from tests.helpers import gateway as g
@@ -278,3 +280,51 @@ async def test_gateway_connection_caps_are_shared_and_fall_back(
             assert (await streams.try_open(b, "alice"))[0] == 200  # alice 2, ip 3
             status, info, _ = await streams.try_open(a, "alice")
             assert (status, info["error"]) == (429, "too many streams for this subject")
+
+
+async def test_a_killed_gateways_streams_stop_counting_when_its_lease_expires(
+    redis_server: RedisServer,
+    kafka_bootstrap: str,
+    mongodb_url: str,
+    db_name: str,
+    topics: Topics,
+    tmp_path: Path,
+) -> None:
+    key_prefix = rh.prefix()
+    env = service_env(kafka_bootstrap, mongodb_url, db_name, topics)
+    env.update(
+        TICKWIRE_GATEWAY_AUTH="jwt",
+        TICKWIRE_GATEWAY_JWT_KEY=JWT_KEY,
+        TICKWIRE_GATEWAY_MAX_CONNECTIONS_PER_SUBJECT=str(PER_SUBJECT),
+        TICKWIRE_REDIS_LEASE_S="1",
+    )
+    specs = [
+        ServiceSpec("gateway", procs.free_port(), _redis_env(redis_server, key_prefix, "fail-open"))
+        for _ in range(2)
+    ]
+    client = redis.Redis.from_url(redis_server.url)
+    leases = f"{{{key_prefix}}}:lease:*"
+    try:
+        with (
+            running(specs[:1], env, tmp_path / "a") as one,
+            running(specs[1:], env, tmp_path / "b") as two,
+        ):
+            a, b = one["gateway"], two["gateway"]
+            async with _streams() as streams:
+                assert (await streams.try_open(a, "alice"))[0] == 200
+                assert (await streams.try_open(a, "alice"))[0] == 200
+                status, info, _ = await streams.try_open(b, "alice")
+                assert (status, info["error"]) == (429, "too many streams for this subject")
+                assert len(client.keys(leases)) == 2  # one live lease per replica
+                # A crashes: no shutdown, no release, its lease is no longer renewed
+                procs.stop(tmp_path / "a" / "gateway.pid", sig=signal.SIGKILL)
+                deadline = time.monotonic() + 30
+                while len(client.keys(leases)) > 1 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert len(client.keys(leases)) == 1  # the marker: A's lease expired
+                assert (await streams.try_open(b, "alice"))[0] == 200
+                assert (await streams.try_open(b, "alice"))[0] == 200
+                status, info, _ = await streams.try_open(b, "alice")
+                assert (status, info["error"]) == (429, "too many streams for this subject")
+    finally:
+        client.close()
