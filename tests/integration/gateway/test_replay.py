@@ -11,6 +11,7 @@ import httpx
 import orjson
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
+from prometheus_client import REGISTRY
 from websockets.asyncio.client import connect
 
 from tests.helpers import gateway as g
@@ -18,6 +19,11 @@ from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce, read_all
 
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "TSLA"]
+
+
+def replays(outcome: str) -> float:
+    sample = REGISTRY.get_sample_value("tickwire_gateway_replays_total", {"outcome": outcome})
+    return sample or 0.0
 
 
 def iso(when: dt.datetime) -> str:
@@ -84,6 +90,7 @@ async def test_replay_from_a_time_equals_what_a_live_subscriber_saw(
         await live_round(kafka_bootstrap, topics, live, 2, bars=True)
         since = await next_second()
         mark = len(live.events)
+        before = {o: replays(o) for o in ("buffer", "kafka")}
         for version in range(3, 8):
             await live_round(kafka_bootstrap, topics, live, version, bars=True)
         async with (
@@ -94,6 +101,8 @@ async def test_replay_from_a_time_equals_what_a_live_subscriber_saw(
             for client in (here, there):
                 while not any(e.event == "replayed" for e in client.events):
                     await client.wait_for(len(client.events) + 1)
+            # this instance replays from its buffer, the other one (tiny buffers) from Kafka
+            assert {o: replays(o) - n for o, n in before.items()} == {"buffer": 1, "kafka": 1}
             for version in (8, 9):
                 await live_round(kafka_bootstrap, topics, live, version, bars=True)
             for client in (here, there):

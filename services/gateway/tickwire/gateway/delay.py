@@ -36,6 +36,7 @@ import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 
+from tickwire.gateway import metrics
 from tickwire.gateway.errors import GatewayError, NotReadyError
 from tickwire.gateway.hub import FlushLoop, Hub, Janitor, Slot
 from tickwire.gateway.reader import KafkaReader
@@ -104,6 +105,7 @@ class DelayedReader(KafkaReader):
         self.delay_s = delay_s
         self.wall = wall
         self.held: dict[TopicPartition, deque[tuple[float, Any]]] = {tp: deque() for tp in self.tps}
+        self.held_gauge = metrics.DELAYED_HELD.labels(f"{delay_s:g}")
 
     async def start_positions(self) -> dict[TopicPartition, int]:
         """Seek every partition one buffer's worth before the records D old."""
@@ -162,6 +164,7 @@ class DelayedReader(KafkaReader):
                 due.setdefault(tp, []).append(queue.popleft()[1])
             if queue:
                 paused.append(tp)
+        self.held_gauge.set(sum(map(len, self.held.values())))
         if due:
             await self.apply_fetch(due)
         self.consumer.pause(*paused)

@@ -36,3 +36,11 @@ DELIVERY_LATENCY = Histogram(
 CONSUMER_LAG = Gauge(
     "tickwire_gateway_consumer_lag_records", "High watermark minus position, summed", ["topic"]
 )
+REPLAYS = Counter(
+    "tickwire_gateway_replays_total", "Replays from since= by where they were read", ["outcome"]
+)
+DELAYED_HELD = Gauge(
+    "tickwire_gateway_delayed_held_records",
+    "Records a delayed feed has read and holds until its delay passes",
+    ["delay"],
+)

@@ -179,7 +179,9 @@ class StreamEndpoint:
             if delay_s:
                 conn.backlog.append(delay.notice(delay_s))
             tail = replay.tail(hub, conn, plan)
-            await resumer.subscribe(conn, interest, position, tail)
+            outcome = await resumer.subscribe(conn, interest, position, tail)
+            if plan is not None:
+                metrics.REPLAYS.labels(outcome).inc()
             await self._until_closed(receive, conn)
         finally:
             if writer is not None:

@@ -198,6 +198,8 @@ class _Session:
         outcome = await resumer.subscribe(
             self.conn, interest, position, replay.tail(hub, self.conn, plan)
         )
+        if plan is not None:
+            metrics.REPLAYS.labels(outcome).inc()
         self.conn.backlog.append(
             _control(
                 "subscribed",
