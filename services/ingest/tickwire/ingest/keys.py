@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     sys.stdout.write(f"key (give it to the producer; it is shown only once):\n{key}\n\n")
     sys.stdout.write('entry (add it to the keys file\'s "keys" list):\n')
-    sys.stdout.write(json.dumps(entry.model_dump(exclude_none=True), indent=2) + "\n")
+    printed = entry.model_dump(exclude_none=True, exclude={"revoked"})  # a new key is live
+    sys.stdout.write(json.dumps(printed, indent=2) + "\n")
 
 
 if __name__ == "__main__":
