@@ -181,7 +181,12 @@ async def test_bad_since_and_over_budget_are_refused(
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 1)
     await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", v) for v in range(6)])
     settings = g.settings_for(
-        kafka_bootstrap, mongodb_url, db_name, topics, gateway_replay_max_records=5
+        kafka_bootstrap,
+        mongodb_url,
+        db_name,
+        topics,
+        gateway_replay_max_records=5,
+        gateway_max_replays=1,  # a refused replay must give its slot back
     )
     old = iso(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
@@ -206,6 +211,11 @@ async def test_bad_since_and_over_budget_are_refused(
             (refused,) = orjson.loads(await ws.recv())
             assert refused["event"] == "error"
             assert refused["data"]["status"] == 400
+        # the one replay slot is free again: a replay within the budget is served
+        recent = iso(dt.datetime.now(dt.UTC))
+        async with g.sse_client(url, f"/v1/stream?symbols=AAPL&since={recent}") as ok:
+            await ok.wait_for(1)
+            assert [e.event for e in ok.events] == ["replayed"]
 
 
 async def test_websocket_replays_from_a_time(

@@ -12,7 +12,7 @@ from tickwire.gateway.auth import Delays
 from tickwire.gateway.connection import Interest
 from tickwire.gateway.delay import event_time
 from tickwire.gateway.errors import BadRequestError
-from tickwire.gateway.replay import parse_since
+from tickwire.gateway.replay import ReplayGate, ReplaysBusyError, parse_since
 from tickwire.gateway.updates import BAR, QUOTE
 
 NOW = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
@@ -114,3 +114,16 @@ def test_event_time_of_quotes_and_bars() -> None:
     assert event_time(BAR, bar(earlier), 0.0) == pytest.approx(NOW.timestamp() - 30)
     assert event_time(BAR, bar(None), 0.0) == NOW.timestamp()
     assert event_time(BAR, bar(int((NOW.timestamp() + 5) * 1e9)), 0.0) == NOW.timestamp()
+
+
+def test_the_replay_gate_bounds_replays_in_progress() -> None:
+    gate = ReplayGate(2)
+    with gate.slot(), gate.slot():
+        with pytest.raises(ReplaysBusyError, match="2 replays are in progress") as busy:
+            gate.slot().__enter__()
+        assert busy.value.status == 503
+        assert busy.value.headers() == {"Retry-After": "1"}
+    assert gate.active == 0
+    with pytest.raises(BadRequestError), gate.slot():
+        raise BadRequestError("a refusal inside the slot")
+    assert gate.active == 0

@@ -33,6 +33,7 @@ from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.query import router as query_router
 from tickwire.gateway.querycache import QueryCache
 from tickwire.gateway.reader import KafkaReader, discover_slots
+from tickwire.gateway.replay import ReplayGate
 from tickwire.gateway.resume import Resumer
 from tickwire.gateway.runtime import Runtime
 from tickwire.gateway.settings import GatewaySettings
@@ -80,6 +81,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ),
         redis=redis,
         query_cache=QueryCache(redis, settings),
+        replays=ReplayGate(settings.gateway_max_replays),
     )
     if settings.gateway_auth == "off":
         log.warning("gateway auth is off: anonymous clients may subscribe to every symbol")

@@ -13,22 +13,27 @@ Refusals, all before the stream opens:
   retention and the first one left is younger than `since`): 410, naming the earliest
   time that can be replayed;
 - more records to read than the per-connection budget (`GATEWAY_REPLAY_MAX_RECORDS`,
-  counted over the touched partitions): 400 saying how many.
+  counted over the touched partitions): 400 saying how many;
+- `GATEWAY_MAX_REPLAYS` replays already in progress on this instance (each may hold its
+  budget's frames until the hand-over), or Kafka not answering the lookup: 503.
 Any instance can serve any `since`: the offsets come from Kafka, not from memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
+from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
 from tickwire.gateway import cursor
 from tickwire.gateway.connection import Connection, Interest
-from tickwire.gateway.errors import BadRequestError, GatewayError
+from tickwire.gateway.errors import BadRequestError, GatewayError, NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.resume import Resumer, Tail
 
@@ -53,6 +58,36 @@ class ReplayTooOldError(GatewayError):
 
 class ReplayBudgetError(BadRequestError):
     """The replay would read more records than one connection may."""
+
+
+class ReplaysBusyError(GatewayError):
+    """As many replays as this instance runs at once are in progress (503)."""
+
+    status = 503
+    retriable = True
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class ReplayGate:
+    """Bounds the replays in progress on this instance (memory: each holds up to its
+    budget of frames until the hand-over)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one replay slot; ReplaysBusyError when none is free."""
+        if self.active >= self.limit:
+            raise ReplaysBusyError(f"{self.limit} replays are in progress here; retry shortly")
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -104,15 +139,18 @@ async def plan(
         return ReplayPlan(since, positions, 0)
     since_ms = int(since.timestamp() * 1000)
     consumer = resumer.consumer()
-    await consumer.start()
     try:
-        begins = await consumer.beginning_offsets(list(tps))
-        ends = await consumer.end_offsets(list(tps))
-        found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
-        trimmed = [tp for tp in tps if begins[tp] > 0 and begins[tp] < ends[tp]]
-        firsts = await consumer.offsets_for_times(dict.fromkeys(trimmed, 0)) if trimmed else {}
-    finally:
-        await consumer.stop()
+        await consumer.start()
+        try:
+            begins = await consumer.beginning_offsets(list(tps))
+            ends = await consumer.end_offsets(list(tps))
+            found = await consumer.offsets_for_times(dict.fromkeys(tps, since_ms))
+            trimmed = [tp for tp in tps if begins[tp] > 0 and begins[tp] < ends[tp]]
+            firsts = await consumer.offsets_for_times(dict.fromkeys(trimmed, 0)) if trimmed else {}
+        finally:
+            await consumer.stop()
+    except (KafkaError, TimeoutError) as exc:
+        raise NotReadyError(f"Kafka did not answer the replay's offset lookup: {exc}") from exc
     # records below the log start were deleted: the replay is complete only if the
     # first record left is no younger than since
     earliest = [f.timestamp for f in firsts.values() if f is not None and f.timestamp > since_ms]

@@ -13,6 +13,7 @@ from tickwire.gateway.errors import NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.querycache import QueryCache
+from tickwire.gateway.replay import ReplayGate
 from tickwire.gateway.resume import Resumer
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.redis.link import RedisLink
@@ -31,6 +32,7 @@ class Runtime:
     resumer: Resumer | None = None
     db: Any = None  # the MongoDB database (AsyncDatabase)
     feeds: DelayedFeeds | None = None  # one shared reader per delayed entitlement
+    replays: ReplayGate = field(default_factory=lambda: ReplayGate(4))
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def ready_hub(self) -> tuple[Hub, Resumer]:

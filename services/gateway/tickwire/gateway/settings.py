@@ -74,6 +74,9 @@ class GatewaySettings(CommonSettings, RedisSettings):
         ge=1,
         description="most records one connection's replay from `since` may read",
     )
+    gateway_max_replays: int = Field(
+        4, ge=1, description="since= replays in progress at once on one instance (503 beyond)"
+    )
     gateway_max_delays: int = Field(
         8, ge=0, description="distinct entitlement delays served (one shared reader each)"
     )

@@ -109,6 +109,7 @@ class StreamEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
+        replaying = contextlib.ExitStack()  # a replay's slot, held to its hand-over
         try:
             runtime = runtime_of(scope)
             settings = runtime.settings
@@ -129,6 +130,7 @@ class StreamEndpoint:
             hub, resumer = await runtime.hub_for(delay_s)
             plan = None
             if since is not None and position is None:
+                replaying.enter_context(runtime.replays.slot())  # until the hand-over
                 plan = await replay.plan(
                     hub, resumer, interest, since, settings.gateway_replay_max_records
                 )
@@ -136,6 +138,7 @@ class StreamEndpoint:
             ip = request.client.host if request.client else "unknown"
             await runtime.limits.acquire(ip, principal.subject)
         except GatewayError as exc:
+            replaying.close()
             metrics.REFUSED.labels(str(exc.status)).inc()
             response = JSONResponse(
                 {"error": exc.message}, status_code=exc.status, headers=exc.headers()
@@ -180,10 +183,12 @@ class StreamEndpoint:
                 conn.backlog.append(delay.notice(delay_s))
             tail = replay.tail(hub, conn, plan)
             outcome = await resumer.subscribe(conn, interest, position, tail)
+            replaying.close()
             if plan is not None:
                 metrics.REPLAYS.labels(outcome).inc()
             await self._until_closed(receive, conn)
         finally:
+            replaying.close()
             if writer is not None:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

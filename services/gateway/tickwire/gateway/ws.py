@@ -188,16 +188,18 @@ class _Session:
                 f"symbols of a {delay:g} s delay on another connection"
             )
         hub, resumer = await self.runtime.hub_for(delay)
-        plan = None
-        if since is not None and position is None:
-            plan = await replay.plan(
-                hub, resumer, interest, since, self.runtime.settings.gateway_replay_max_records
+        with contextlib.ExitStack() as replaying:  # a replay's slot, held to its hand-over
+            plan = None
+            if since is not None and position is None:
+                replaying.enter_context(self.runtime.replays.slot())
+                plan = await replay.plan(
+                    hub, resumer, interest, since, self.runtime.settings.gateway_replay_max_records
+                )
+                position = (hub.tag, plan.positions)
+            self.delay, self.hub = delay, hub
+            outcome = await resumer.subscribe(
+                self.conn, interest, position, replay.tail(hub, self.conn, plan)
             )
-            position = (hub.tag, plan.positions)
-        self.delay, self.hub = delay, hub
-        outcome = await resumer.subscribe(
-            self.conn, interest, position, replay.tail(hub, self.conn, plan)
-        )
         if plan is not None:
             metrics.REPLAYS.labels(outcome).inc()
         self.conn.backlog.append(
