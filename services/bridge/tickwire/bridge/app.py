@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 
 from tickwire.bridge.consumer import Bridge
@@ -15,6 +16,7 @@ from tickwire.bridge.settings import BridgeSettings
 from tickwire.core.supervisor import Supervisor
 from tickwire.kafka.batches import BatchPublisher
 from tickwire.kafka.clients import make_producer
+from tickwire.kafka.health import kafka_ready
 from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.observability.http import REDMiddleware, health_router
@@ -31,6 +33,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
     """The bridge app; Kafka and RabbitMQ are connected by its lifespan."""
     security = KafkaSecurity.from_settings(settings)  # unusable TLS/SASL settings fail here
     holder: dict[str, Bridge] = {}
+    producers: dict[str, AIOKafkaProducer] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[BridgeState]:
@@ -49,6 +52,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         try:
             bridge = Bridge(settings, BatchPublisher(producer))
             holder["bridge"] = bridge
+            producers["producer"] = producer
             supervisor = Supervisor(bridge)
             await supervisor.start()
             try:
@@ -57,6 +61,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
                 await supervisor.stop()
         finally:
             holder.clear()
+            producers.clear()
             await producer.stop()
 
     async def rabbitmq_check() -> bool:
@@ -64,8 +69,12 @@ def create_app(settings: BridgeSettings) -> FastAPI:
         return bridge is not None and bridge.consuming
 
     async def kafka_check() -> bool:
-        bridge = holder.get("bridge")
-        return bridge is not None and not bridge.kafka_failing
+        # after a failed batch, ready again once Kafka answers (an idle bridge may not
+        # publish for a long time)
+        bridge, producer = holder.get("bridge"), producers.get("producer")
+        if bridge is None or producer is None:
+            return False
+        return not bridge.kafka_failing or await kafka_ready(producer, settings.topic_raw)
 
     app = FastAPI(title="tickwire bridge", version="1.0.0", lifespan=lifespan)
     app.add_middleware(REDMiddleware, service="bridge")

@@ -3,7 +3,6 @@ long-lived parts (the Kafka producer and the publisher on top of it)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,6 +20,7 @@ from tickwire.ingest.routes import events_router
 from tickwire.ingest.service import IngestService
 from tickwire.ingest.settings import IngestSettings
 from tickwire.kafka.clients import make_producer
+from tickwire.kafka.health import kafka_ready
 from tickwire.kafka.security import KafkaSecurity
 from tickwire.kafka.topics import ensure_topics
 from tickwire.observability.http import REDMiddleware, health_router
@@ -35,15 +35,6 @@ class IngestState(TypedDict):
 
     service: IngestService
     authenticator: Authenticator
-
-
-async def kafka_ready(producer: AIOKafkaProducer, topic: str, within_s: float = 2.0) -> bool:
-    """Whether a broker answers a metadata request and the topic has partitions."""
-    try:
-        metadata = await asyncio.wait_for(producer.client.fetch_all_metadata(), within_s)
-    except Exception:  # any failure to answer means not ready
-        return False
-    return bool(metadata.brokers()) and bool(metadata.partitions_for_topic(topic))
 
 
 def create_app(settings: IngestSettings) -> FastAPI:
