@@ -205,7 +205,9 @@ def test_no_client_input_gets_a_5xx(
         @FUZZ
         @given(
             st.dictionaries(
-                st.sampled_from(["symbols", "prefix", "bars", "max_rate", "last_event_id"]),
+                st.sampled_from(
+                    ["symbols", "prefix", "bars", "max_rate", "last_event_id", "since"]
+                ),
                 nasty,
                 max_size=5,
             ),
@@ -250,7 +252,9 @@ def test_no_client_input_gets_a_5xx(
         @given(
             st.lists(frames, min_size=1, max_size=4),
             st.dictionaries(
-                st.sampled_from(["symbols", "prefix", "bars", "last_event_id", "max_rate"]),
+                st.sampled_from(
+                    ["symbols", "prefix", "bars", "last_event_id", "max_rate", "since"]
+                ),
                 nasty,
                 max_size=3,
             ),

@@ -76,6 +76,8 @@ def test_since_is_rfc3339_with_an_offset(text: str, expected: dt.datetime) -> No
         "2026-02-30T14:30:00Z",
         "1733063400",
         "2026-12-02T15:00:06Z",  # in the future (5 s of clock skew allowed)
+        "0001-01-01T00:00:00+14:00",  # before year 1 in UTC
+        "9999-12-31T23:59:59-14:00",  # after year 9999 in UTC
     ],
 )
 def test_bad_since_is_a_clear_400(text: str) -> None:

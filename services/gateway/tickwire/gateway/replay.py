@@ -101,10 +101,9 @@ def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:
     if fraction and len(fraction.group(1)) > 6:  # Python keeps microseconds
         text = text.replace(fraction.group(0), "." + fraction.group(1)[:6])
     try:
-        when = dt.datetime.fromisoformat(text.upper().replace(" ", "T"))
-    except ValueError as exc:
+        when = dt.datetime.fromisoformat(text.upper().replace(" ", "T")).astimezone(dt.UTC)
+    except (ValueError, OverflowError) as exc:  # overflow: year 1 or 9999 moved to UTC
         raise BadRequestError(f"since is not a valid time: {exc}") from exc
-    when = when.astimezone(dt.UTC)
     if when > (now or dt.datetime.now(dt.UTC)) + FUTURE_SLACK:
         raise BadRequestError(f"since={_iso(when)} is in the future")
     return when
@@ -137,7 +136,7 @@ async def plan(
     positions = list(hub.positions)
     if not tps:
         return ReplayPlan(since, positions, 0)
-    since_ms = int(since.timestamp() * 1000)
+    since_ms = max(0, int(since.timestamp() * 1000))  # before 1970: from the start
     consumer = resumer.consumer()
     try:
         await consumer.start()
