@@ -18,6 +18,7 @@ from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
 from tests.helpers.tokens import KEY, bearer
 from tickwire.events import wire
+from tickwire.mongo import documents
 
 SYMBOLS = ["AAPL", "MSFT"]
 DELAY = 3.0
@@ -129,9 +130,22 @@ async def test_delayed_subscribers_get_every_update_exactly_the_delay_late(
         assert arrived - event_time(event) >= DELAY, (event, arrived)
 
 
-async def test_one_stream_has_one_delay_and_quotes_are_delayed_too(
-    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+def stored_bar(symbol: str, start: dt.datetime) -> wire.Bar:
+    return wire.Bar(
+        symbol=symbol, interval="1m", start=start, end=start + dt.timedelta(minutes=1),
+        open=100, high=101, low=99, close=100.5, volume=10, vwap=100, trades=2, final=True,
+        version=5,
+    )  # fmt: skip
+
+
+async def test_one_stream_has_one_delay_and_quotes_and_bars_are_delayed_too(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, mongo: Any
 ) -> None:
+    minute = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    old, new = minute - dt.timedelta(hours=2), minute - dt.timedelta(minutes=2)
+    await mongo.bars.insert_many(
+        documents.bucket_documents([stored_bar("AAPL", old), stored_bar("AAPL", new)])
+    )
     await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
     await produce(
         kafka_bootstrap,
@@ -169,3 +183,10 @@ async def test_one_stream_has_one_delay_and_quotes_are_delayed_too(
         ]
         one = await http.get("/v1/quotes/AAPL", headers=mixed)
         assert one.json()["version"] == 1
+        # history too: no bar that ended less than the delay (600 s) ago
+        starts = {
+            who: [b["start"] for b in (await http.get("/v1/bars/AAPL", headers=h)).json()["bars"]]
+            for who, h in (("delayed", mixed), ("now", bearer(token("now"))))
+        }
+        iso = [t.isoformat().replace("+00:00", "Z") for t in (old, new)]
+        assert starts == {"delayed": iso[:1], "now": iso}

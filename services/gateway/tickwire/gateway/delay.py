@@ -86,6 +86,22 @@ def notice(delay_s: float) -> bytes:
     return b'event: delayed\ndata: {"delay_s":%s}\n\n' % format(delay_s, "g").encode()
 
 
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def bars_before(
+    delay_s: float, interval: str, end: dt.datetime | None, now: dt.datetime | None = None
+) -> dt.datetime | None:
+    """The `to` of a bars query for a subject with this delay: no bar that ends less
+    than the delay ago (its trades would be fresher), so starts before now - delay -
+    the interval. Real time (0): `end` as asked."""
+    if not delay_s:
+        return end
+    length = int(interval[:-1]) * _UNIT_S[interval[-1]]
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(seconds=delay_s + length)
+    return cutoff if end is None or cutoff < end else end
+
+
 class DelayedReader(KafkaReader):
     """Runnable: reads every partition and applies each record to the hub once its
     event time is `delay_s` old (see the module docstring)."""

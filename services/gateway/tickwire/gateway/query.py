@@ -26,6 +26,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
 from pymongo.errors import PyMongoError
 
 from tickwire.gateway.auth import Principal
+from tickwire.gateway.delay import bars_before
 from tickwire.gateway.errors import GatewayError, NotReadyError
 from tickwire.gateway.reader import state_from_document
 from tickwire.gateway.runtime import Runtime, runtime_of
@@ -168,6 +169,8 @@ async def get_bars(
         raise HTTPException(422, "from/to must be within years 1-9999 in UTC") from exc
     if start is not None and end is not None and start >= end:
         raise HTTPException(422, "from must be before to")
+    if principal.delays:  # a delayed subject: no bar fresher than its delay
+        end = bars_before(principal.delays.for_symbol(symbol), interval, end)
     cache = runtime.query_cache
     key = cache.bars_key(runtime.hub, symbol, interval, start, end, count)
     if key is not None:
