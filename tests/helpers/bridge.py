@@ -87,6 +87,7 @@ def env_for(settings: BridgeSettings, port: int) -> dict[str, str]:
             "TICKWIRE_BRIDGE_DEAD_LETTER_QUEUE": settings.bridge_dead_letter_queue,
             "TICKWIRE_BRIDGE_BATCH_MAX": str(settings.bridge_batch_max),
             "TICKWIRE_BRIDGE_RETRY_MAX_S": str(settings.bridge_retry_max_s),
+            "TICKWIRE_BRIDGE_PUBLISH_TIMEOUT_S": str(settings.bridge_publish_timeout_s),
             "TICKWIRE_PORT": str(port),
             "TICKWIRE_LOG_LEVEL": "WARNING",
         }
