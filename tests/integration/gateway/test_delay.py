@@ -97,7 +97,7 @@ async def test_delayed_subscribers_get_every_update_exactly_the_delay_late(
             )
             await produce(kafka_bootstrap, topics.bars, [bar_now(s, version) for s in SYMBOLS])
             await g.until_quotes(live, dict.fromkeys(SYMBOLS, version))
-            await asyncio.sleep(0.3)  # spaces the rounds' event times (no conflation)
+            await asyncio.sleep(0.5)  # spaces the rounds' event times (no conflation)
         # a subscriber joining now gets the newest state that is the delay old, not v4
         async with g.sse_client(url, path, headers=delayed) as joiner:
             await joiner.wait_for(3)
@@ -190,3 +190,32 @@ async def test_one_stream_has_one_delay_and_quotes_and_bars_are_delayed_too(
         }
         iso = [t.isoformat().replace("+00:00", "Z") for t in (old, new)]
         assert starts == {"delayed": iso[:1], "now": iso}
+
+
+async def test_a_delayed_cursor_resumes_on_another_instance_still_delayed(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> None:
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
+    await produce(kafka_bootstrap, topics.updates, [now_record(s, 1, ago=60) for s in SYMBOLS])
+    first = jwt_settings(kafka_bootstrap, mongodb_url, db_name, topics)
+    second = jwt_settings(kafka_bootstrap, mongodb_url, db_name, topics)
+    delayed = bearer(token("late", delay={"*": DELAY}))
+    path = "/v1/stream?symbols=AAPL,MSFT&bars=none"
+    async with g.running_gateway(first) as url_a, g.running_gateway(second) as url_b:
+        async with g.sse_client(url_a, path, headers=delayed) as before:
+            await produce(kafka_bootstrap, topics.updates, [now_record(s, 2) for s in SYMBOLS])
+            await g.until_quotes(before, dict.fromkeys(SYMBOLS, 2))
+            cursor = before.events[-1].id
+        for version in (3, 4):
+            await produce(
+                kafka_bootstrap, topics.updates, [now_record(s, version) for s in SYMBOLS]
+            )
+            await asyncio.sleep(0.5)  # spaces the rounds' event times (no conflation)
+        resumed = {**delayed, "Last-Event-ID": cursor}
+        async with g.sse_client(url_b, path, headers=resumed) as after:
+            await g.until_quotes(after, dict.fromkeys(SYMBOLS, 4))
+    assert [e.event for e in after.events][:1] == ["delayed"]
+    assert versions(after) == {s: [3, 4] for s in SYMBOLS}  # nothing again, nothing lost
+    for event, arrived in zip(after.events, after.arrivals, strict=True):
+        if event.event == "quote":
+            assert arrived - event_time(event) >= DELAY, (event, arrived)
