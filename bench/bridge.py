@@ -44,6 +44,7 @@ from prometheus_client import REGISTRY
 from bench import common
 from tickwire.bridge.consumer import Bridge
 from tickwire.bridge.settings import Binding, BridgeSettings
+from tickwire.devstack.extras import shared_or_own
 from tickwire.devstack.paths import default_stack_dir
 from tickwire.devstack.rabbitmq import RabbitServer
 from tickwire.devstack.stack import Stack
@@ -65,19 +66,12 @@ def _cpu() -> float:
 
 @contextlib.contextmanager
 def _rabbit() -> Iterator[RabbitServer]:
-    stack = Stack(default_stack_dir())
-    info = stack.info()
-    if info is not None and "rabbitmq" in info.extras and stack.status()["up"]:
-        server = stack.extra_server("rabbitmq")
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-rabbitmq-") as tmp,
+        shared_or_own("rabbitmq", Path(tmp)) as server,
+    ):
         assert isinstance(server, RabbitServer)
         yield server
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-rabbitmq-") as tmp:
-        own = RabbitServer(Path(tmp)).start()
-        try:
-            yield own
-        finally:
-            own.stop()
 
 
 def _kafka() -> str:

@@ -20,9 +20,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from tests.helpers.infra import Topics
 from tickwire.bridge.consumer import Bridge
 from tickwire.bridge.settings import BridgeSettings
-from tickwire.devstack.paths import default_stack_dir
+from tickwire.devstack.extras import shared_or_own
 from tickwire.devstack.rabbitmq import RabbitServer
-from tickwire.devstack.stack import Stack
 from tickwire.kafka.batches import BatchPublisher
 from tickwire.kafka.clients import make_producer
 
@@ -35,18 +34,9 @@ Record = ConsumerRecord[bytes, bytes]
 def rabbit_node(tmp_dir: Path) -> Iterator[RabbitServer]:
     """The shared stack's RabbitMQ when it was started `--with rabbitmq`, else a node of
     our own in tmp_dir (stopped afterwards). A missing server raises: the test fails."""
-    stack = Stack(default_stack_dir())
-    info = stack.info()
-    if info is not None and "rabbitmq" in info.extras and stack.status()["up"]:
-        server = stack.extra_server("rabbitmq")
+    with shared_or_own("rabbitmq", tmp_dir) as server:
         assert isinstance(server, RabbitServer)
         yield server
-        return
-    own = RabbitServer(tmp_dir).start()
-    try:
-        yield own
-    finally:
-        own.stop()
 
 
 def settings_for(

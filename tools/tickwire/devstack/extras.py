@@ -9,12 +9,14 @@ and a module with such a server class.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from tickwire.devstack.errors import StackError
+from tickwire.devstack.paths import default_stack_dir
 from tickwire.devstack.rabbitmq import RabbitServer
 from tickwire.devstack.redis import RedisServer
 
@@ -62,3 +64,22 @@ def parse(option: str | None) -> list[str]:
     if unknown:
         raise StackError(f"unknown --with {', '.join(unknown)}: choose from {', '.join(EXTRAS)}")
     return list(dict.fromkeys(names))
+
+
+@contextlib.contextmanager
+def shared_or_own(name: str, own_dir: Path) -> Iterator[ExtraServer]:
+    """The default stack's server `name` when that stack runs it (`up --with name`),
+    else one of our own in own_dir, stopped afterwards (tests, benchmarks)."""
+    from tickwire.devstack.stack import Stack  # the stack imports this registry
+
+    stack = Stack(default_stack_dir())
+    info = stack.info()
+    if info is not None and name in info.extras and stack.status()["up"]:
+        yield stack.extra_server(name)
+        return
+    own = EXTRAS[name].server(own_dir, 0)
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()
