@@ -390,23 +390,28 @@ class Aggregator:
 
     def _forget_trades(self, state: SymbolState) -> None:
         """Forget the trades past the correction window (see tickwire.processor.corrections):
-        the session's go into its frozen tally, and their bars can no longer be corrected."""
+        the session's go into its frozen tally, and their bars can no longer be corrected.
+        (TradeLog.forget's rule, inlined: once the log is full it runs for every trade.)"""
+        log = state.log
+        entries, by_key = log.entries, log.by_key
+        floor, size = state.time_us - self.correction_window_us, self.correction_trades
         frozen, session_day = state.frozen, state.session_day
-        intervals, forming, closed = self.intervals, state.forming, state.closed
-
-        def forgotten(trade: LoggedTrade) -> None:
+        forming, closed = state.forming, state.closed
+        grid = [(i.name, i.length_us) for i in self.intervals]
+        while entries and (len(entries) > size or entries[0].time_us < floor):
+            trade = entries.popleft()
+            del by_key[trade.key]
+            time_us = trade.time_us
             if trade.day == session_day:
-                frozen.add_logged(trade)
-            for interval in intervals:
-                start = trade.time_us - trade.time_us % interval.length_us
-                bar = forming.get(interval.name, {}).get(start)
+                frozen.add(trade.price, trade.size, time_us, None, trade.regular)
+            for name, length in grid:
+                start = time_us - time_us % length
+                bars = forming.get(name)
+                bar = bars.get(start) if bars else None
                 if bar is not None:
                     bar.complete = False
-                closed.pop((interval.name, start), None)
-
-        state.log.forget(
-            state.time_us - self.correction_window_us, self.correction_trades, forgotten
-        )
+                elif closed:
+                    closed.pop((name, start), None)
 
     def _correct(
         self,

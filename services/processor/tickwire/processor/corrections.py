@@ -171,9 +171,10 @@ class SessionTally:
             setattr(self, name, getattr(other, name))
 
     def add(
-        self, price: float, size: float, time_us: int, time: dt.datetime, regular: bool
+        self, price: float, size: float, time_us: int, time: dt.datetime | None, regular: bool
     ) -> None:
-        """Fold one trade of the session in."""
+        """Fold one trade of the session in (`time`: its event time, None to derive it
+        from time_us when needed)."""
         if self.open is None or time_us < self.open_us:
             self.open, self.open_us = price, time_us
         if self.high is None or price > self.high:
@@ -181,6 +182,8 @@ class SessionTally:
         if self.low is None or price < self.low:
             self.low = price
         if time_us >= self.last_us:
+            if time is None:
+                time = EPOCH + dt.timedelta(microseconds=time_us)
             self.last, self.last_size, self.last_time, self.last_us = price, size, time, time_us
         self.volume += size
         self.notional += price * size
@@ -200,8 +203,7 @@ class SessionTally:
 
     def add_logged(self, trade: LoggedTrade) -> None:
         """Fold a remembered trade in."""
-        time = EPOCH + dt.timedelta(microseconds=trade.time_us)
-        self.add(trade.price, trade.size, trade.time_us, time, trade.regular)
+        self.add(trade.price, trade.size, trade.time_us, None, trade.regular)
 
     def to_doc(self) -> dict[str, object]:
         """The tally as stored (`last_time` is `last_us`: BSON dates hold milliseconds)."""
