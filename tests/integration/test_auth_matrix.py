@@ -82,19 +82,24 @@ def signed_by_hand(header: dict[str, Any], payload: dict[str, Any], secret: byte
 
 
 HS = "HS256"
-CASES: dict[str, tuple[str | None, int]] = {
-    "no token": (None, 401),
-    "garbage": ("not-a-jwt", 401),
-    "expired": (jwt.encode(claims(exp=int(time.time()) - 60), KEY, HS), 401),
-    "not yet valid": (jwt.encode(claims(nbf=int(time.time()) + 3600), KEY, HS), 401),
-    "wrong audience": (jwt.encode(claims(aud="someone-else"), KEY, HS), 401),
-    "wrong issuer": (jwt.encode(claims(iss="someone-else"), KEY, HS), 401),
-    "no exp": (jwt.encode(claims(exp=None), KEY, HS), 401),
-    "no sub": (jwt.encode(claims(sub=None), KEY, HS), 401),
-    "alg none": (signed_by_hand({"alg": "none", "typ": "JWT"}, claims(), b""), 401),
-    "bad signature": (jwt.encode(claims(), KEY + "-but-not-the-same", HS), 401),
-    "symbol not covered": (jwt.encode(claims(symbols=["MSFT"]), KEY, HS), 403),
-}
+
+
+def cases() -> dict[str, tuple[str | None, int]]:
+    """Each bad token and the status it gets; made when the test runs (times are now)."""
+    now = int(time.time())
+    return {
+        "no token": (None, 401),
+        "garbage": ("not-a-jwt", 401),
+        "expired": (jwt.encode(claims(exp=now - 60), KEY, HS), 401),
+        "not yet valid": (jwt.encode(claims(nbf=now + 3600), KEY, HS), 401),
+        "wrong audience": (jwt.encode(claims(aud="someone-else"), KEY, HS), 401),
+        "wrong issuer": (jwt.encode(claims(iss="someone-else"), KEY, HS), 401),
+        "no exp": (jwt.encode(claims(exp=None), KEY, HS), 401),
+        "no sub": (jwt.encode(claims(sub=None), KEY, HS), 401),
+        "alg none": (signed_by_hand({"alg": "none", "typ": "JWT"}, claims(), b""), 401),
+        "bad signature": (jwt.encode(claims(), KEY + "-but-not-the-same", HS), 401),
+        "symbol not covered": (jwt.encode(claims(symbols=["MSFT"]), KEY, HS), 403),
+    }
 
 
 async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
@@ -112,7 +117,8 @@ async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
         kafka_bootstrap, mongodb_url, db_name, topics, gateway_auth="jwt", gateway_jwt_key=KEY
     )
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
-        for case, (token, status) in CASES.items():
+        bad = cases()
+        for case, (token, status) in bad.items():
             headers = bearer(token) if token is not None else {}
             resp = await http.get("/v1/stream?symbols=AAPL", headers=headers)
             bodies.append(resp.content)
@@ -154,7 +160,7 @@ async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
             assert page.headers["x-content-type-options"] == "nosniff", path
 
     # no token or key ever appears in a log line or an error body
-    secrets = [KEY, *(t.split(".")[-1] for t, _ in CASES.values() if t and t.count(".") == 2)]
+    secrets = [KEY, *(t.split(".")[-1] for t, _ in bad.values() if t and t.count(".") == 2)]
     for secret in filter(None, secrets):
         assert secret not in server_logs(caplog)
         assert all(secret.encode() not in body for body in bodies)
