@@ -7,7 +7,6 @@ the processor's `decode`), so it holds whatever the code behind them looks like.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import orjson
@@ -16,6 +15,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.event_contract import FAR_FUTURE, ingest_accepts, processor_accepts
 from tests.helpers.ingest_inputs import quote_data, trade_data
 from tickwire.core.errors import PoisonMessageError
 from tickwire.events import headers as h
@@ -23,29 +23,6 @@ from tickwire.events import types
 from tickwire.events.records import build_records
 from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
 from tickwire.processor.decode import decode, received_ns
-
-# the future-skew rule is ingest's admission rule against its own clock (documented);
-# a clock at the end of time keeps it out of this comparison
-FAR_FUTURE = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), dt.timedelta(seconds=5))
-CE_TYPE = {"trade": types.TRADE, "quote": types.QUOTE}
-
-
-def ingest_accepts(name: str, data: dict[str, Any]) -> bool:
-    try:
-        parse_one(orjson.dumps({"type": name, **data}), BodyKind.JSON, FAR_FUTURE)
-    except (EntryError, MalformedBody):
-        return False
-    return True
-
-
-def processor_accepts(name: str, data: dict[str, Any]) -> bool:
-    symbol = data.get("symbol")
-    key = symbol.encode() if isinstance(symbol, str) else b"?"
-    try:
-        decode(key, orjson.dumps(data), [(h.CE_TYPE, CE_TYPE[name].encode())])
-    except PoisonMessageError:
-        return False
-    return True
 
 
 @settings(max_examples=1500, deadline=None)

@@ -4,7 +4,6 @@ and refuse exactly what the msgspec schemas do."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import msgspec
@@ -14,18 +13,14 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.event_contract import FAR_FUTURE, ingest_accepts, processor_accepts
 from tests.helpers.ingest_inputs import mostly, numbers, symbols, times
-from tickwire.core.errors import PoisonMessageError
-from tickwire.events import headers as h
 from tickwire.events.kinds import BY_NAME
 from tickwire.events.parsing import MalformedInput
 from tickwire.events.rules import RuleError
 from tickwire.ingest import models
-from tickwire.ingest.events import BodyKind, EntryError, MalformedBody, parse_one
 from tickwire.ingest.openapi import single_request_body
-from tickwire.processor.decode import decode
 
-FAR_FUTURE = (dt.datetime(9999, 12, 31, tzinfo=dt.UTC), dt.timedelta(seconds=5))
 refs = mostly(st.from_regex(r"\A[\x21-\x7e]{1,128}\Z"), st.sampled_from(["", "a b", "x" * 129, 7]))
 reasons = mostly(
     st.one_of(st.none(), st.text(min_size=1, max_size=256)),
@@ -51,24 +46,6 @@ def market_events(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     if draw(st.integers(0, 15)) == 0:
         doc["extra"] = 1
     return name, doc
-
-
-def _ingest_accepts(name: str, data: dict[str, Any]) -> bool:
-    try:
-        parse_one(orjson.dumps({"type": name, **data}), BodyKind.JSON, FAR_FUTURE)
-    except (EntryError, MalformedBody):
-        return False
-    return True
-
-
-def _processor_accepts(name: str, data: dict[str, Any]) -> bool:
-    symbol = data.get("symbol")
-    key = symbol.encode() if isinstance(symbol, str) else b"?"
-    try:
-        decode(key, orjson.dumps(data), [(h.CE_TYPE, BY_NAME[name].type.encode())])
-    except PoisonMessageError:
-        return False
-    return True
 
 
 def _schema_accepts(name: str, data: dict[str, Any]) -> bool:
@@ -103,8 +80,8 @@ def test_ingest_the_processor_and_the_docs_agree_on_market_events(
     accepted = _schema_accepts(name, data)
     event(f"{name} accepted={accepted}")
     assert _model_accepts(name, data) == accepted, data
-    assert _ingest_accepts(name, data) == accepted, data
-    assert _processor_accepts(name, data) == accepted, data
+    assert ingest_accepts(name, data) == accepted, data
+    assert processor_accepts(name, data) == accepted, data
 
 
 @pytest.mark.parametrize("name", ["correction", "cancel", "status"])
