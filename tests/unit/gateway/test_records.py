@@ -101,8 +101,8 @@ def test_any_record_parses_or_is_refused(
         parse(kind, key, value, headers)
 
 
-def subscribed_hub(bars: frozenset[str]) -> tuple[Hub, Connection]:
-    hub = Hub(SLOTS, tag=1, buffer_capacity=1000)
+def subscribed_hub(bars: frozenset[str], bar_horizon_s: float = 330.0) -> tuple[Hub, Connection]:
+    hub = Hub(SLOTS, tag=1, buffer_capacity=1000, bar_horizon_s=bar_horizon_s)
     hub.warmed_up()
     conn = Connection(ip="t", subject=None)
     hub.register(conn, Interest(frozenset({"AAPL"}), bar_intervals=bars), [])
@@ -161,16 +161,31 @@ def test_hub_drop_rule_is_version_per_bar(states: list[tuple[int, int, bool]]) -
     asyncio.run(main())
 
 
-async def test_bar_state_is_bounded_and_old_starts_are_stale() -> None:
-    hub, _ = subscribed_hub(frozenset({"1s"}))
+@pytest.mark.parametrize("horizon_s", [10, 60])
+async def test_bar_state_is_bounded_by_the_horizon_and_older_starts_are_stale(
+    horizon_s: int,
+) -> None:
+    """The documented rule (hub._newer_bar, gateway README): the version of every start
+    within the horizon behind the newest is kept, and at least BAR_STARTS_KEPT; a bar
+    revised within them (a correction) is forwarded, one older than both is stale."""
+    hub, conn = subscribed_hub(frozenset({"1s"}), bar_horizon_s=horizon_s)
     for second in range(100):
         value = bar_value(second=second, final=True)
         hub.apply(1, second, parse(BAR, b"AAPL", value, []), value)
-    assert len(hub.bar_versions["AAPL|1s"]) == BAR_STARTS_KEPT
-    replayed = bar_value(second=3, revision=9, final=True)  # long closed: stale
-    before = len(hub.buffers[1].items)
-    hub.apply(1, 100, parse(BAR, b"AAPL", replayed, []), replayed)
-    assert len(hub.buffers[1].items) == before
+    kept = max(BAR_STARTS_KEPT, horizon_s + 1)  # starts 99 - horizon .. 99
+    assert sorted(hub.bar_versions["AAPL|1s"]) == sorted(
+        int((T0 + dt.timedelta(seconds=s)).timestamp() * 1e6) for s in range(100 - kept, 100)
+    )
+    conn.take(0, Tally())
+    offset = 100
+    for second, forwarded in ((100 - kept, True), (100 - kept - 1, False), (3, False)):
+        revised = bar_value(second=second, revision=9, final=True)
+        before = len(hub.buffers[1].items)
+        hub.apply(1, offset, parse(BAR, b"AAPL", revised, []), revised)
+        offset += 1
+        assert (len(hub.buffers[1].items) > before) == forwarded, second
+    _, updates, _ = conn.take(0, Tally())
+    assert [u.version for u in updates] == [2 * 9 + 1]
 
 
 @pytest.mark.parametrize("bars", [frozenset(), frozenset({"1s"})])

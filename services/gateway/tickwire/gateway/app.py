@@ -190,7 +190,7 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
             (settings.topic_bars, sum(1 for s in slots if s.kind != QUOTE)),
         ]
         tag = topology_tag(settings.gateway_cursor_generation, layout)
-        hub = Hub(slots, tag, settings.gateway_buffer_per_partition)
+        hub = Hub(slots, tag, settings.gateway_buffer_per_partition, settings.gateway_bar_horizon_s)
         runtime.feeds = DelayedFeeds(settings, slots, tag, security)
         db = mongo[settings.mongodb_db]
         runtime.db = db

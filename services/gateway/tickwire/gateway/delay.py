@@ -201,7 +201,9 @@ class DelayedFeed:
         self.delay_s = delay_s
         self.settings = settings
         self.security = security
-        self.hub = Hub(slots, tag, settings.gateway_buffer_per_partition)
+        self.hub = Hub(
+            slots, tag, settings.gateway_buffer_per_partition, settings.gateway_bar_horizon_s
+        )
         self.hub.measure_latency = False  # its lateness is on purpose
         self.client_id = f"{settings.kafka_client_id}-gateway-delay{delay_s:g}"
         self.resumer = Resumer(

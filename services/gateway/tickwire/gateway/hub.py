@@ -19,8 +19,8 @@ from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest, Tally
 from tickwire.gateway.updates import BAR, QUOTE, Parsed, PartitionBuffer, Update
 
-#: Bar starts whose version is kept per symbol and interval (bounded state): a bar
-#: stays open for its grace period after its end, so only the last few can still change.
+#: Bar starts whose version is always kept per symbol and interval (however long the
+#: interval); besides them, every start within the bar horizon behind the newest.
 BAR_STARTS_KEPT = 16
 
 
@@ -36,8 +36,16 @@ class Slot:
 class Hub:
     """State shared by every connection of this gateway instance."""
 
-    def __init__(self, slots: Sequence[Slot], tag: int, buffer_capacity: int) -> None:
+    def __init__(
+        self,
+        slots: Sequence[Slot],
+        tag: int,
+        buffer_capacity: int,
+        bar_horizon_s: float = 330.0,
+    ) -> None:
         self.slots = list(slots)
+        self.bar_horizon_us = int(bar_horizon_s * 1e6)
+        self.bar_newest: dict[str, int] = {}  # symbol|interval: the newest start read
         self.tag = tag
         self.head = cursor.header(tag, len(self.slots))
         self.positions = [0] * len(self.slots)
@@ -120,21 +128,40 @@ class Hub:
 
     def _newer_bar(self, parsed: Parsed) -> bool:
         """Whether a bar state beats the one held for its (symbol, interval, start);
-        records it if so. Only the BAR_STARTS_KEPT newest starts of a symbol and
-        interval are kept: a bar older than all of them closed long ago (its final was
-        the last word) and is stale."""
-        starts = self.bar_versions.get(parsed.stream)
+        records it if so.
+
+        The processor revises a closed bar when a correction or cancel of one of its
+        trades arrives within its correction window (processor README), so the version
+        of every start within the bar horizon (`TICKWIRE_GATEWAY_BAR_HORIZON_S`, at
+        least that window plus the bar grace) behind the newest start is kept, and at
+        least the BAR_STARTS_KEPT newest. A bar older than both is past any revision and
+        stale; state stays bounded by horizon / interval starts per symbol and interval.
+        """
+        stream, start = parsed.stream, parsed.start_us
+        starts = self.bar_versions.get(stream)
         if starts is None:
-            starts = self.bar_versions[parsed.stream] = {}
-        held = starts.get(parsed.start_us)
+            starts = self.bar_versions[stream] = {}
+        held = starts.get(start)
         if held is not None:
             if parsed.version <= held:
                 return False
-        elif len(starts) >= BAR_STARTS_KEPT and parsed.start_us < min(starts):
+            starts[start] = parsed.version
+            return True
+        newest = self.bar_newest.get(stream, start)
+        oldest_kept = newest - self.bar_horizon_us
+        if start < oldest_kept and len(starts) >= BAR_STARTS_KEPT:
             return False
-        starts[parsed.start_us] = parsed.version
-        if len(starts) > BAR_STARTS_KEPT:
-            del starts[min(starts)]
+        starts[start] = parsed.version
+        if start > newest:
+            newest = start
+            oldest_kept = newest - self.bar_horizon_us
+        self.bar_newest[stream] = newest
+        # starts arrive (nearly) in order: the first ones held are the oldest
+        while len(starts) > BAR_STARTS_KEPT:
+            first = next(iter(starts))
+            if first >= oldest_kept:
+                break
+            del starts[first]
         return True
 
     def _fan_out(self, update: Update) -> None:

@@ -29,6 +29,12 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_jwt_audience: str = Field("tickwire-gateway", description="required `aud` claim")
     gateway_jwt_issuer: str = Field("tickwire", description="required `iss` claim")
     gateway_jwt_cookie: str = Field("tickwire_token", description="HttpOnly cookie with the JWT")
+    gateway_bar_horizon_s: float = Field(
+        330.0,
+        gt=0,
+        description="how far behind the newest bar a revised bar is still forwarded: at "
+        "least the processor's TICKWIRE_CORRECTION_WINDOW plus its bar grace",
+    )
     gateway_cors_origins: list[str] = Field(
         default_factory=list, description="origins allowed by CORS (JSON list)"
     )
