@@ -78,10 +78,8 @@ def _kafka() -> str:
     found = os.environ.get("TICKWIRE_KAFKA_BOOTSTRAP")
     if found:
         return found
-    info = Stack(default_stack_dir()).info()
-    if info is None:
-        raise SystemExit("no Kafka: run `make stack-up` or set TICKWIRE_KAFKA_BOOTSTRAP")
-    return info.bootstrap_servers
+    # the default stack, started if it is not up (returns at once when it is)
+    return Stack(default_stack_dir()).up().bootstrap_servers
 
 
 def _bodies(count: int) -> list[bytes]:
@@ -228,8 +226,7 @@ def _rabbitmq_version() -> str:
     return out.stdout.strip() or "unknown"
 
 
-async def _run() -> None:
-    bootstrap = _kafka()
+async def _run(bootstrap: str) -> None:
     tag = uuid.uuid4().hex[:8]
     queues = [f"bench-{tag}.bare", f"bench-{tag}.ours"]
     with _rabbit() as rabbit:
@@ -274,7 +271,8 @@ def main() -> None:
     """Entry point: `python -m bench.bridge`."""
     import uvloop
 
-    uvloop.run(_run())
+    bootstrap = _kafka()  # before the loop: starting the stack waits with asyncio.run
+    uvloop.run(_run(bootstrap))
 
 
 if __name__ == "__main__":
