@@ -73,6 +73,10 @@ bench-query: install postgres redis ## /v1/bars and /v1/quotes p50/p99 at 50 in 
 bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after Kafka) vs a bare aio-pika consumer (BRIDGE_MESSAGES=10000: quick)
 	$(BIN)/python -m bench.bridge
 
+.PHONY: faults
+faults: install postgres ## The fault report: the pipeline under broker, processor, gateway and store faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short)
+	$(BIN)/python -m bench.faults
+
 .PHONY: postgres
 postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when missing)
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
