@@ -136,10 +136,13 @@ class ModelResumer(Resumer):
         await asyncio.sleep(0)
         frames: list[bytes] = []
         newest: dict[str, int] = {}
+        head = cursor.header(self.hub.tag, len(vector))
+        pieces = [cursor.varint(v) for v in vector]
         for s in slots:
             for rec in self.instance.world.log[s][since[s] : self.hub.buffers[s].start]:
                 vector[s] = since[s] = rec.offset + 1
-                frame = self._replay_frame(conn, interest, s, rec, vector, newest)
+                pieces[s] = cursor.varint(vector[s])
+                frame = self._replay_frame(conn, interest, s, rec, head, pieces, newest)
                 if frame is not None:
                     frames.append(frame)
             since[s] = max(since[s], self.hub.buffers[s].start)
