@@ -18,6 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from tickwire.core.errors import RetriableError
+from tickwire.core.settings import CommonSettings
 from tickwire.kafka.clients import make_admin
 from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 
@@ -59,6 +60,21 @@ async def ensure_topics(
             log.info("created topics %s", [t.name for t in missing])
     finally:
         await admin.close()
+
+
+async def ensure_service_topics(
+    settings: CommonSettings, topics: Iterable[str], security: KafkaSecurity
+) -> None:
+    """`ensure_topics` with a service's own topic settings (partitions, replication,
+    retention) and Kafka security: how every service creates what it reads or writes."""
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        topics,
+        partitions=settings.topic_partitions,
+        replication=settings.topic_replication,
+        retention_ms=settings.topic_retention_ms,
+        security=security,
+    )
 
 
 class TopicsNotReadyError(RetriableError):

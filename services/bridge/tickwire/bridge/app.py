@@ -18,7 +18,7 @@ from tickwire.kafka.batches import BatchPublisher
 from tickwire.kafka.clients import make_producer
 from tickwire.kafka.health import kafka_ready
 from tickwire.kafka.security import KafkaSecurity
-from tickwire.kafka.topics import ensure_topics
+from tickwire.kafka.topics import ensure_service_topics
 from tickwire.observability.http import REDMiddleware, health_router
 
 
@@ -37,14 +37,7 @@ def create_app(settings: BridgeSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[BridgeState]:
-        await ensure_topics(
-            settings.kafka_bootstrap,
-            [settings.topic_raw],
-            partitions=settings.topic_partitions,
-            replication=settings.topic_replication,
-            retention_ms=settings.topic_retention_ms,
-            security=security,
-        )
+        await ensure_service_topics(settings, [settings.topic_raw], security)
         producer = make_producer(
             settings.kafka_bootstrap, f"{settings.kafka_client_id}-bridge", security=security
         )

@@ -43,7 +43,7 @@ from tickwire.gateway.updates import QUOTE
 from tickwire.gateway.ws import router as ws_router
 from tickwire.kafka.clients import make_consumer
 from tickwire.kafka.security import KafkaSecurity
-from tickwire.kafka.topics import ensure_topics
+from tickwire.kafka.topics import ensure_service_topics
 from tickwire.mongo.client import make_client, ping
 from tickwire.mongo.security import MongoSecurity
 from tickwire.observability.http import REDMiddleware, health_router
@@ -168,14 +168,7 @@ async def run_parts(runtime: Runtime) -> AsyncIterator[None]:
     """Start the consumer, MongoDB client, hub and loops; stop them all on exit."""
     settings = runtime.settings
     security = KafkaSecurity.from_settings(settings)
-    await ensure_topics(
-        settings.kafka_bootstrap,
-        [settings.topic_updates, settings.topic_bars],
-        partitions=settings.topic_partitions,
-        replication=settings.topic_replication,
-        retention_ms=settings.topic_retention_ms,
-        security=security,
-    )
+    await ensure_service_topics(settings, [settings.topic_updates, settings.topic_bars], security)
     client_id = f"{settings.kafka_client_id}-gateway"
     consumer = make_consumer(
         settings.kafka_bootstrap, client_id, security=security, fetch_max_wait_ms=100

@@ -45,7 +45,7 @@ from tickwire.core.errors import PoisonMessageError
 from tickwire.kafka.batches import BatchPublisher, OutgoingRecord
 from tickwire.kafka.clients import make_consumer, make_producer
 from tickwire.kafka.security import KafkaSecurity
-from tickwire.kafka.topics import ensure_topics
+from tickwire.kafka.topics import ensure_service_topics
 from tickwire.observability import tracing
 from tickwire.processor import metrics as m
 from tickwire.processor.aggregator import Aggregator, BatchOutcome, Record
@@ -160,13 +160,10 @@ class ProcessorLoop:
 
     async def _ensure_topics(self) -> None:
         s = self.settings
-        await ensure_topics(
-            s.kafka_bootstrap,
+        await ensure_service_topics(
+            s,
             [s.topic_raw, s.topic_updates, s.topic_bars, s.topic_late, s.topic_dlq],
-            partitions=s.topic_partitions,
-            replication=s.topic_replication,
-            retention_ms=s.topic_retention_ms,
-            security=self.security,
+            self.security,
         )
 
     async def _start_producer(self) -> None:
