@@ -14,7 +14,7 @@ def test_openapi_lists_the_stream_with_since_and_its_refusals() -> None:
     stream = schema["paths"]["/v1/stream"]["get"]
     names = [p["name"] for p in stream["parameters"]]
     assert names == [
-        "symbols", "prefix", "bars", "max_rate", "last_event_id", "since", "Last-Event-ID",
+        "symbols", "prefix", "bars", "max_rate", "last_event_id", "since", "delta", "Last-Event-ID",
     ]  # fmt: skip
     assert set(stream["responses"]) == {"200", "400", "401", "403", "410", "429", "503"}
     assert "text/event-stream" in stream["responses"]["200"]["content"]

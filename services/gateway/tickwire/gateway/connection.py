@@ -28,7 +28,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tickwire.gateway import cursor, metrics, sse
-from tickwire.gateway.updates import BAR, Update, ws_event
+from tickwire.gateway.deltas import Sent
+from tickwire.gateway.updates import BAR, DELTA, QUOTE, Update, ws_event
 
 
 @dataclass
@@ -65,8 +66,12 @@ class Connection:
         subject: str | None,
         max_rate: float | None = None,
         max_pending_bars: int = 20_000,
+        delta: bool = False,
     ) -> None:
         self.ip = ip
+        # delta=1: quotes as field-level deltas against the state last sent per symbol
+        self.delta = delta
+        self.sent: dict[str, Update | Sent] = {}
         self.subject = subject
         self.interest = Interest(bar_intervals=frozenset())  # subscriptions add to it
         self.backlog: list[bytes] = []
@@ -85,9 +90,17 @@ class Connection:
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- rendering: SSE by default; the WebSocket subclass renders JSON objects
-    def render(self, update: Update) -> bytes:
+    def render(self, update: Update) -> bytes | None:
         """The bytes of an update for this transport: the shared ones, unless the id
-        must be raised to the cursor this connection resumed from (see `_raised_id`)."""
+        must be raised to the cursor this connection resumed from (see `_raised_id`).
+        With deltas, a quote is a delta against what this connection was last sent
+        (None: a quote not newer than that, which the client would drop anyway)."""
+        if self.delta and update.kind == QUOTE:
+            return self._render_quote(update)
+        return self.render_full(update)
+
+    def render_full(self, update: Update) -> bytes:
+        """The update's whole state (its id raised to the floor where needed)."""
         if self.floor is not None:
             raised = self._raised_id(update)
             if raised is not None:
@@ -97,6 +110,31 @@ class Connection:
     def shared(self, update: Update) -> bytes:
         """The update's bytes shared by every connection of this transport."""
         return update.frame
+
+    def shared_delta(self, update: Update) -> bytes:
+        """The update's delta against the state fanned out before it, shared."""
+        return update.shared_delta()[0]
+
+    def _render_quote(self, update: Update) -> bytes | None:
+        sent = self.sent.get(update.symbol)
+        if sent is not None and update.version <= sent.version:
+            return None
+        self.sent[update.symbol] = update
+        if self.floor is not None:
+            raised = self._raised_id(update)
+            if raised is not None:
+                return self.render_event(update.kind, raised, update.value)
+        if sent is None:
+            return self.shared(update)  # nothing to apply a delta to: the full state
+        if sent.version == update.base:
+            return self.shared_delta(update)  # the common case: built once in the hub
+        return self.render_event(DELTA, update.cursor, update.delta_against(sent))
+
+    def track(self, symbol: str, version: int, value: bytes) -> None:
+        """A full state of symbol queued for this connection (snapshot, replay): later
+        deltas apply to it."""
+        if self.delta:
+            self.sent[symbol] = Sent(version, value)
 
     def _raised_id(self, update: Update) -> str | None:
         """An update's shared id is this instance's position when it was read. After a
@@ -150,6 +188,8 @@ class Connection:
 
     def forget(self, symbols: frozenset[str]) -> None:
         """Drop unsent updates of symbols no longer subscribed."""
+        for symbol in symbols:
+            self.sent.pop(symbol, None)
         for key in [k for k, u in self.pending.items() if u.symbol in symbols]:
             if self.pending.pop(key).kind == BAR:
                 self.pending_bars -= 1
@@ -186,7 +226,10 @@ class Connection:
     def rendered(self, now_ns: int, tally: Tally) -> tuple[list[bytes], bool]:
         """`take`, with every update rendered for this transport."""
         frames, updates, waiting = self.take(now_ns, tally)
-        frames.extend(self.render(u) for u in updates)
+        for u in updates:
+            frame = self.render(u)
+            if frame is not None:
+                frames.append(frame)
         return frames, waiting
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
@@ -250,6 +293,7 @@ class TransportConnection(Connection):
                 and not self.backlog
                 and not self.min_gap_ns
                 and self.floor is None
+                and not self.delta
             ):
                 # the common case: one update, its shared bytes, no copy, no list
                 (update,) = pending.values()
@@ -259,13 +303,17 @@ class TransportConnection(Connection):
                 tally.bytes += len(update.chunk)
                 sock.write(update.chunk)
                 return False
-            frames, updates, waiting = self.take(now_ns, tally)
-            pieces = sse.chunk(b"".join(frames)) if frames else []
-            for u in updates:
-                if self.floor is None:
-                    pieces.append(u.chunk)
-                else:
-                    pieces.extend(sse.chunk(self.render(u)))
+            if self.delta:
+                frames, waiting = self.rendered(now_ns, tally)
+                pieces = sse.chunk(b"".join(frames)) if frames else []
+            else:
+                frames, updates, waiting = self.take(now_ns, tally)
+                pieces = sse.chunk(b"".join(frames)) if frames else []
+                for u in updates:
+                    if self.floor is None:
+                        pieces.append(u.chunk)
+                    else:
+                        pieces.extend(sse.chunk(self.render_full(u)))
             if pieces:
                 tally.bytes += sum(map(len, pieces))
                 sock.writelines(pieces)
@@ -331,6 +379,9 @@ class WebSocketConnection(QueuedConnection):
 
     def shared(self, update: Update) -> bytes:
         return update.ws
+
+    def shared_delta(self, update: Update) -> bytes:
+        return update.shared_delta()[1]
 
     def render_event(self, event: str, cursor: str, data: bytes) -> bytes:
         return ws_event(event, cursor, data)

@@ -121,8 +121,10 @@ class Hub:
         self.buffers[slot].append(update)
         if parsed.kind == QUOTE:
             held = self.quotes.get(parsed.symbol)
-            if held is not None and held[0] >= parsed.version:
-                return
+            if held is not None:
+                if held[0] >= parsed.version:
+                    return
+                update.base, update.base_value = held  # what a delta applies to
             self.quotes[parsed.symbol] = (parsed.version, value)
         self._fan_out(update)
 
@@ -218,7 +220,12 @@ class Hub:
             symbols: Iterable[str] = sorted(s for s in self.quotes if interest.matches(s))
         else:
             symbols = sorted(s for s in interest.symbols if s in self.quotes)
-        return [conn.render_event("snapshot", now, self.quotes[s][1]) for s in symbols]
+        frames = []
+        for s in symbols:
+            version, value = self.quotes[s]
+            conn.track(s, version, value)
+            frames.append(conn.render_event("snapshot", now, value))
+        return frames
 
     def replay_frames(
         self, conn: Connection, interest: Interest, since: Sequence[int], slots: Sequence[int]
@@ -231,7 +238,8 @@ class Hub:
         for s in slots:
             found.extend(u for u in self.buffers[s].since(since[s]) if self._wanted(u, interest))
         found.sort(key=lambda u: u.seq)
-        return [conn.render(u) for u in found]
+        rendered = (conn.render(u) for u in found)
+        return [frame for frame in rendered if frame is not None]
 
     @staticmethod
     def _wanted(update: Update, interest: Interest) -> bool:

@@ -89,6 +89,7 @@ class Resumer:
         hub = self.hub
         data = b'{"reason":"' + reason.encode() + b'"}'
         frames = [conn.render_event("reset", hub.current_cursor(), data)]
+        conn.sent.clear()  # a client drops what it held on a reset: full frames again
         hub.register(conn, interest, frames + hub.snapshot_frames(conn, interest) + tail())
         metrics.RESUMES.labels(RESET).inc()
         return RESET
@@ -232,5 +233,7 @@ class Resumer:
         if parsed.version <= newest.get(parsed.key, -1):
             return None
         newest[parsed.key] = parsed.version
+        if kind != BAR:
+            conn.track(parsed.symbol, parsed.version, record.value)  # type: ignore[attr-defined]
         event_id = cursor.encode_pieces(head, pieces)
         return conn.render_event(parsed.kind, event_id, record.value)  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from tickwire.gateway import cursor, delay, metrics, replay, sse
 from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.runtime import runtime_of
-from tickwire.gateway.subscribe import interest_from, max_rate_from, split
+from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ _QUERY = [
     ("max_rate", "at most this many events per second per symbol (conflated)"),
     ("last_event_id", "resume after this event id (the Last-Event-ID header wins)"),
     ("since", "RFC 3339 time with an offset: replay from it, then live"),
+    ("delta", "1: quotes after the first as field-level `delta` events (README, Deltas)"),
 ]
 _REFUSALS = {
     "400": "bad subscription, cursor or since; a replay over the budget; mixed delays",
@@ -121,6 +122,7 @@ class StreamEndpoint:
                 max_symbols=settings.gateway_max_symbols,
             )
             max_rate = max_rate_from(query.get("max_rate"))
+            delta = flag_from(query.get("delta"), "delta")
             principal = runtime.auth.authenticate(request.headers, request.cookies)
             principal.check(interest)
             text = request.headers.get("last-event-id") or query.get("last_event_id")
@@ -157,6 +159,7 @@ class StreamEndpoint:
                 subject=principal.subject,
                 max_rate=max_rate,
                 max_pending_bars=settings.gateway_max_pending_bars,
+                delta=delta,
             )
         else:
 
@@ -171,6 +174,7 @@ class StreamEndpoint:
                 subject=principal.subject,
                 max_rate=max_rate,
                 max_pending_bars=settings.gateway_max_pending_bars,
+                delta=delta,
             )
         metrics.CONNECTIONS.labels("sse").inc()
         writer: asyncio.Task[None] | None = None

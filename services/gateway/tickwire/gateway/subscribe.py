@@ -62,3 +62,12 @@ def max_rate_from(value: str | None) -> float | None:
     if not 0.01 <= rate <= 10_000:
         raise BadRequestError("max_rate must be between 0.01 and 10000")
     return rate
+
+
+def flag_from(value: object, name: str) -> bool:
+    """An on/off option: absent, "0", "false" or false is off; "1", "true" or true on."""
+    if value is None or value in ("", "0", "false", False):
+        return False
+    if value in ("1", "true", True):
+        return True
+    raise BadRequestError(f"{name} must be 1 or 0")

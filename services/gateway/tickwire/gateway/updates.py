@@ -16,10 +16,11 @@ from dataclasses import dataclass
 import msgspec
 
 from tickwire.events import wire
-from tickwire.gateway import sse
+from tickwire.gateway import deltas, sse
 
 QUOTE = "quote"
 BAR = "bar"
+DELTA = "delta"
 
 
 @dataclass(slots=True)
@@ -115,7 +116,11 @@ class Update:
     """One accepted record, with its frame encoded once for every subscriber."""
 
     __slots__ = (
+        "_delta",
+        "_flat",
         "_ws",
+        "base",
+        "base_value",
         "chunk",
         "cursor",
         "final",
@@ -151,6 +156,35 @@ class Update:
         frame = sse.frame(parsed.kind.encode(), cursor.encode(), value)
         self.chunk = b"%x\r\n%b\r\n" % (len(frame), frame)
         self._ws: bytes | None = None
+        # the state fanned out before this one (its delta's base), set by the hub
+        self.base = -1
+        self.base_value: bytes | None = None
+        self._flat: deltas.Flat | None = None
+        self._delta: tuple[bytes, bytes] | None = None  # SSE frame, WebSocket event
+
+    @property
+    def flat(self) -> deltas.Flat:
+        """The state's fields, flattened for delta compares (decoded once, on demand)."""
+        if self._flat is None:
+            self._flat = deltas.flatten(self.value)
+        return self._flat
+
+    def delta_against(self, sent: deltas.Sent | Update) -> bytes:
+        """The data of a delta event from the state `sent` to this one."""
+        return deltas.encode(
+            self.symbol, self.version, sent.version, deltas.changes(sent.flat, self.flat)
+        )
+
+    def shared_delta(self) -> tuple[bytes, bytes]:
+        """The delta against `base`, as an SSE frame and a WebSocket event, built once
+        for every connection that was last sent that version."""
+        if self._delta is None:
+            assert self.base_value is not None
+            data = self.delta_against(deltas.Sent(self.base, self.base_value))
+            self.base_value = None  # not needed any more: do not keep it alive
+            cursor = self.cursor.encode()
+            self._delta = (sse.frame(b"delta", cursor, data), ws_event("delta", self.cursor, data))
+        return self._delta
 
     @property
     def frame(self) -> bytes:

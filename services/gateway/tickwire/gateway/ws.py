@@ -2,11 +2,12 @@
 
 Client -> server, JSON text messages:
     {"type": "subscribe", "symbols": ["AAPL"], "prefixes": [], "bars": ["1m"],
-     "cursor": "<optional id to resume from>",
+     "cursor": "<optional id to resume from>", "delta": true (quotes as deltas),
      "since": "<optional RFC 3339 time to replay from (a cursor wins over it)>"}
     {"type": "unsubscribe", "symbols": ["AAPL"]}
 Server -> client: text messages, each a JSON array of events
-    {"event": "snapshot"|"quote"|"bar"|"reset"|"replayed", "id": "<cursor>", "data": {...}}
+    {"event": "snapshot"|"quote"|"delta"|"bar"|"reset"|"replayed", "id": "<cursor>",
+     "data": {...}}
     {"event": "subscribed", "data": {"symbols": [...], "outcome": ..., "delay_s": 0}}
     {"event": "unsubscribed", "data": {"symbols": [...]}}
     {"event": "error", "data": {"status": 400|403, "message": "..."}}
@@ -32,7 +33,7 @@ from tickwire.gateway.connection import Interest, WebSocketConnection
 from tickwire.gateway.errors import BadRequestError, ForbiddenError, GatewayError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.runtime import Runtime, runtime_of
-from tickwire.gateway.subscribe import interest_from, max_rate_from, split
+from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
 
 router = APIRouter()
 
@@ -56,6 +57,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
             raise ForbiddenError("this page's origin may not open a stream")
         principal = runtime.auth.authenticate(websocket.headers, websocket.cookies)
         max_rate = max_rate_from(websocket.query_params.get("max_rate"))
+        delta = flag_from(websocket.query_params.get("delta"), "delta")
         hub, _ = await runtime.ready_hub()
         ip = websocket.client.host if websocket.client else "unknown"
         await runtime.limits.acquire(ip, principal.subject)
@@ -75,6 +77,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
         subject=principal.subject,
         max_rate=max_rate,
         max_pending_bars=runtime.settings.gateway_max_pending_bars,
+        delta=delta,
     )
     metrics.CONNECTIONS.labels("websocket").inc()
     session = _Session(runtime, principal, conn, hub)
@@ -175,6 +178,11 @@ class _Session:
             max_symbols=self.runtime.settings.gateway_max_symbols,
         )
         self.principal.check(interest)
+        if "delta" in message:  # the connection's mode, from its next frames on
+            delta = flag_from(message["delta"], "delta")
+            if delta != self.conn.delta:
+                self.conn.delta = delta
+                self.conn.sent.clear()
         text = message.get("cursor")
         position = cursor.decode(text) if isinstance(text, str) and text else None
         since_text = message.get("since")
