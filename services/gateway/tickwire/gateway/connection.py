@@ -101,11 +101,15 @@ class Connection:
 
     def render_full(self, update: Update) -> bytes:
         """The update's whole state (its id raised to the floor where needed)."""
+        return self._raised_frame(update) or self.shared(update)
+
+    def _raised_frame(self, update: Update) -> bytes | None:
+        """The update's whole state under an id raised to the floor, when it needs one."""
         if self.floor is not None:
             raised = self._raised_id(update)
             if raised is not None:
                 return self.render_event(update.kind, raised, update.value)
-        return self.shared(update)
+        return None
 
     def shared(self, update: Update) -> bytes:
         """The update's bytes shared by every connection of this transport."""
@@ -120,15 +124,21 @@ class Connection:
         if sent is not None and update.version <= sent.version:
             return None
         self.sent[update.symbol] = update
-        if self.floor is not None:
-            raised = self._raised_id(update)
-            if raised is not None:
-                return self.render_event(update.kind, raised, update.value)
+        raised = self._raised_frame(update)
+        if raised is not None:
+            return raised
         if sent is None:
             return self.shared(update)  # nothing to apply a delta to: the full state
         if sent.version == update.base:
             return self.shared_delta(update)  # the common case: built once in the hub
         return self.render_event(DELTA, update.cursor, update.delta_against(sent))
+
+    def set_delta(self, on: bool) -> None:
+        """The connection's mode from its next frames on; a switch forgets what was sent,
+        so full frames follow."""
+        if on != self.delta:
+            self.delta = on
+            self.sent.clear()
 
     def track(self, symbol: str, version: int, value: bytes) -> None:
         """A full state of symbol queued for this connection (snapshot, replay): later
@@ -303,17 +313,17 @@ class TransportConnection(Connection):
                 tally.bytes += len(update.chunk)
                 sock.write(update.chunk)
                 return False
-            if self.delta:
+            if self.delta:  # rendered per connection: one chunk with the backlog
                 frames, waiting = self.rendered(now_ns, tally)
-                pieces = sse.chunk(b"".join(frames)) if frames else []
+                updates: list[Update] = []
             else:
                 frames, updates, waiting = self.take(now_ns, tally)
-                pieces = sse.chunk(b"".join(frames)) if frames else []
-                for u in updates:
-                    if self.floor is None:
-                        pieces.append(u.chunk)
-                    else:
-                        pieces.extend(sse.chunk(self.render_full(u)))
+            pieces = sse.chunk(b"".join(frames)) if frames else []
+            for u in updates:
+                if self.floor is None:
+                    pieces.append(u.chunk)
+                else:
+                    pieces.extend(sse.chunk(self.render_full(u)))
             if pieces:
                 tally.bytes += sum(map(len, pieces))
                 sock.writelines(pieces)

@@ -179,10 +179,7 @@ class _Session:
         )
         self.principal.check(interest)
         if "delta" in message:  # the connection's mode, from its next frames on
-            delta = flag_from(message["delta"], "delta")
-            if delta != self.conn.delta:
-                self.conn.delta = delta
-                self.conn.sent.clear()
+            self.conn.set_delta(flag_from(message["delta"], "delta"))
         text = message.get("cursor")
         position = cursor.decode(text) if isinstance(text, str) and text else None
         since_text = message.get("since")
