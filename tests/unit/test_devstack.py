@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,25 @@ def test_the_store_is_chosen_by_flag_or_environment_and_checked(
     assert plan.store == "postgresql"
     assert plan.postgres_port > 0
     assert Stack(tmp_path)._plan(1, None, None, 3, "sqlite").postgres_port == 0
+
+
+def test_a_cache_entry_is_filled_by_one_process_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two stacks starting at once (two checkouts' tests) once raced on FerretDB's build
+    # directory; while one holds an entry's lock, another process cannot take it
+    monkeypatch.setenv("TICKWIRE_CACHE_DIR", str(tmp_path))
+    probe = (
+        "import fcntl, sys\n"
+        "h = open(sys.argv[1], 'w')\n"
+        "try:\n"
+        "    fcntl.flock(h, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n"
+        "    sys.exit(3)\n"
+    )
+    lock_file = str(tmp_path / ".ferretdb-x.lock")
+    with paths.cache_lock("ferretdb-x"):
+        held = subprocess.run([sys.executable, "-c", probe, lock_file], check=False)
+    free = subprocess.run([sys.executable, "-c", probe, lock_file], check=False)
+    assert held.returncode == 3
+    assert free.returncode == 0

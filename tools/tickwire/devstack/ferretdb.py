@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tickwire.devstack.errors import StartupError
-from tickwire.devstack.paths import FERRETDB_MODULE, FERRETDB_VERSION, cache_dir
+from tickwire.devstack.paths import FERRETDB_MODULE, FERRETDB_VERSION, cache_dir, cache_lock
 from tickwire.devstack.tools import require
 
 
@@ -32,6 +32,13 @@ def build() -> Path:
     binary = binary_path()
     if binary.exists():
         return binary
+    with cache_lock(binary.parent.name):
+        if not binary.exists():  # not built by whoever held the lock before
+            _build(binary)
+    return binary
+
+
+def _build(binary: Path) -> None:
     go = require("go")
     print(
         f"[stack] building FerretDB {FERRETDB_VERSION} with Go into {binary.parent} "
@@ -56,8 +63,9 @@ def build() -> Path:
         path.chmod(path.stat().st_mode | 0o200)
     (src / "build" / "version" / "version.txt").write_text(FERRETDB_VERSION + "\n")
     print("[stack] compiling FerretDB (go build shows each module it downloads)...", flush=True)
+    partial = binary.with_suffix(".partial")
     result = subprocess.run(
-        [go, "build", "-o", str(binary), "./cmd/ferretdb"],
+        [go, "build", "-o", str(partial), "./cmd/ferretdb"],
         cwd=src,
         env=env,
         check=False,
@@ -67,7 +75,7 @@ def build() -> Path:
     shutil.rmtree(src, ignore_errors=True)
     if result.returncode != 0:
         raise StartupError(f"building FerretDB failed (exit {result.returncode})")
-    return binary
+    partial.rename(binary)  # whole or absent: `binary.exists()` means usable
 
 
 def argv(

@@ -28,7 +28,7 @@ from typing import Any
 
 from tickwire.devstack import certs, procs
 from tickwire.devstack.errors import StartupError
-from tickwire.devstack.paths import KAFKA_POM, KAFKA_VERSION, cache_dir
+from tickwire.devstack.paths import KAFKA_POM, KAFKA_VERSION, cache_dir, cache_lock
 from tickwire.devstack.tools import require, require_java
 
 LOG4J2 = """\
@@ -111,6 +111,13 @@ def resolve_jars() -> Path:
     marker = libs / ".complete"
     if marker.exists():
         return libs
+    with cache_lock(libs.parent.name):
+        if not marker.exists():  # not resolved by whoever held the lock before
+            _resolve_jars(libs, marker)
+    return libs
+
+
+def _resolve_jars(libs: Path, marker: Path) -> None:
     require_java()
     mvn = require("mvn")
     print(
@@ -133,7 +140,6 @@ def resolve_jars() -> Path:
     if result.returncode != 0:
         raise StartupError(f"Maven could not resolve the Kafka jars (exit {result.returncode})")
     marker.write_text(KAFKA_VERSION)
-    return libs
 
 
 def cluster_id() -> str:

@@ -3,7 +3,10 @@ running stack keeps its configs, data, logs and pids (one known directory)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -17,6 +20,21 @@ def cache_dir() -> Path:
     """Downloaded jars and built binaries; shared by every stack on the machine."""
     default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tickwire"
     return Path(os.environ.get("TICKWIRE_CACHE_DIR", default))
+
+
+@contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold an exclusive lock on one cache entry while it is filled, so concurrent stacks
+    on the machine (two checkouts' tests, a bench beside them) build it once: every
+    caller checks for the finished entry again once it holds the lock."""
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".{name}.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def default_stack_dir() -> Path:
