@@ -70,7 +70,7 @@ bench-e2e: install ## End to end (ingest accept -> SSE write) at 1k/5k/20k event
 
 bench-store: install postgres ## FerretDB on PostgreSQL vs on SQLite: the processor's writes, the query API, the deadlock (STORE_QUICK=1: smoke run)
 	$(BIN)/python -m bench.store
-bench-query: install postgres redis ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars, with and without the Redis cache (QUERY_QUICK=1: smoke run; QUERY_CACHE=0: no cache column)
+bench-query: install postgres redis wrk ## /v1/bars and /v1/quotes p50/p99 at 50 in flight on a store holding a day of bars, with and without the Redis cache (QUERY_QUICK=1: smoke run; QUERY_CACHE=0: no cache column)
 	$(BIN)/python -m bench.query
 bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after Kafka) vs a bare aio-pika consumer (BRIDGE_MESSAGES=10000: quick)
 	$(BIN)/python -m bench.bridge
@@ -105,6 +105,13 @@ prometheus: ## Install Debian's prometheus (and its promtool) for the observabil
 	@if [ ! -x /usr/bin/prometheus ] || [ ! -x /usr/bin/promtool ]; then \
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; \
+	fi
+
+.PHONY: wrk
+wrk: ## Install Debian's wrk, the HTTP load generator of bench/query.py (only when missing)
+	@if ! command -v wrk >/dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update && $$SUDO apt-get install -y wrk; \
 	fi
 
 .PHONY: browser

@@ -13,12 +13,17 @@ stack). The peer is the same two reads made straight on the store with PyMongo (
 HTTP, no JSON): ratio = the peer's p99 / the gateway's p99 for the bars query.
 Target: the gateway's p99 <= 50 ms for both.
 
+The gateway is driven by wrk (bench/wrk.py: C, closed loop, 50 connections = 50 in
+flight, QUERY_SECONDS per run) after a check that the paths it asks answer 120 bars
+and 50 quotes; the store-direct peer stays an in-process PyMongo client (REQUESTS
+calls), since it has no HTTP to drive.
+
 The `cache` column, same run: a second gateway process with the Redis read-through
 cache (a redis-server started for the run in its directory, tickwire.devstack.redis)
 answers the same bars query after one untimed pass over every symbol has filled the
 cache; its hits and misses are read from its /metrics, so the MongoDB reads it saved are
 counted, not assumed. Both sides are also timed one request at a time
-(QUERY_ONE_BY_ONE requests): the service time, without the queueing of 50 in flight.
+(QUERY_SECONDS each): the service time, without the queueing of 50 in flight.
 Quotes are not in that column: once a gateway has caught up with Kafka they come from
 its memory, with or without Redis. QUERY_CACHE=0 leaves it out.
 """
@@ -39,6 +44,7 @@ from typing import Any
 import httpx
 from pymongo import AsyncMongoClient
 
+from bench import wrk
 from bench.common import percentile, versions, write_result
 from tickwire.devstack import procs
 from tickwire.devstack.paths import default_stack_dir
@@ -57,8 +63,8 @@ FINE_HOURS = float(os.environ.get("QUERY_FINE_HOURS", 0.1 if QUICK else 1))
 REQUESTS = int(os.environ.get("QUERY_REQUESTS", 500 if QUICK else 3000))
 CONCURRENCY = int(os.environ.get("QUERY_CONCURRENCY", 50))
 CACHE = os.environ.get("QUERY_CACHE", "1") != "0"
-#: bars requests timed one at a time for the cache column (service time, no queueing)
-ONE_BY_ONE = int(os.environ.get("QUERY_ONE_BY_ONE", 100 if QUICK else 300))
+#: length of each timed wrk run through the gateway
+SECONDS = float(os.environ.get("QUERY_SECONDS", 3 if QUICK else 10))
 DAY = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
 INSERT_BATCH = 100
 
@@ -162,26 +168,37 @@ def _fifty(names: list[str], i: int) -> list[str]:
     return [names[(i * 13 + k * 7) % len(names)] for k in range(min(50, len(names)))]
 
 
-async def through_gateway(url: str, names: list[str]) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
+def _bar_paths(names: list[str]) -> list[str]:
+    return [f"/v1/bars/{name}?interval=1m&limit=120" for name in names]
 
-        async def bars(i: int) -> None:
-            resp = await http.get(
-                f"/v1/bars/{names[i % len(names)]}", params={"interval": "1m", "limit": 120}
-            )
+
+def _quote_paths(names: list[str]) -> list[str]:
+    return [f"/v1/quotes?symbols={','.join(_fifty(names, i))}" for i in range(len(names))]
+
+
+async def check_answers(url: str, names: list[str]) -> None:
+    """Every path the timed runs ask answers what it should (wrk only counts statuses)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        for path in _bar_paths(names)[:20]:
+            resp = await http.get(path)
             assert resp.status_code == 200, resp.text
-            assert len(resp.json()["bars"]) == 120
-
-        async def quotes(i: int) -> None:
-            resp = await http.get("/v1/quotes", params={"symbols": ",".join(_fifty(names, i))})
+            assert len(resp.json()["bars"]) == 120, path
+        for path in _quote_paths(names)[:20]:
+            resp = await http.get(path)
             assert resp.status_code == 200, resp.text
-            assert len(resp.json()["quotes"]) == min(50, len(names))
+            assert len(resp.json()["quotes"]) == min(50, len(names)), path
 
-        out = {"bars_1m_120": await timed(bars), "quotes_50": await timed(quotes)}
-        if CACHE:  # the cache column's uncached side, one request at a time
-            out["bars_1m_120_one_by_one"] = await timed(bars, 1, ONE_BY_ONE)
-        return out
+
+def through_gateway(url: str, names: list[str]) -> dict[str, Any]:
+    out = {
+        "bars_1m_120": wrk.run(url, _bar_paths(names), connections=CONCURRENCY, seconds=SECONDS),
+        "quotes_50": wrk.run(url, _quote_paths(names), connections=CONCURRENCY, seconds=SECONDS),
+    }
+    if CACHE:  # the cache column's uncached side, one request at a time
+        out["bars_1m_120_one_by_one"] = wrk.run(
+            url, _bar_paths(names), connections=1, seconds=SECONDS
+        )
+    return out
 
 
 def _cache_counts(url: str) -> dict[str, float]:
@@ -200,27 +217,21 @@ async def through_cache(url: str, names: list[str]) -> dict[str, Any]:
     symbol fills it, then the same timed run as without it."""
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as http:
-
-        async def bars(i: int) -> None:
-            resp = await http.get(
-                f"/v1/bars/{names[i % len(names)]}", params={"interval": "1m", "limit": 120}
-            )
-            assert resp.status_code == 200, resp.text
-            assert len(resp.json()["bars"]) == 120
-
-        fill = time.perf_counter()
         gate = asyncio.Semaphore(CONCURRENCY)
 
-        async def once(i: int) -> None:
+        async def once(path: str) -> None:
             async with gate:
-                await bars(i)
+                resp = await http.get(path)
+                assert resp.status_code == 200, resp.text
+                assert len(resp.json()["bars"]) == 120
 
-        await asyncio.gather(*(once(i) for i in range(len(names))))
+        fill = time.perf_counter()
+        await asyncio.gather(*(once(p) for p in _bar_paths(names)))
         fill_s = time.perf_counter() - fill
-        before = _cache_counts(url)
-        timed_bars = await timed(bars)
-        one_by_one = await timed(bars, 1, ONE_BY_ONE)
-        after = _cache_counts(url)
+    before = _cache_counts(url)
+    timed_bars = wrk.run(url, _bar_paths(names), connections=CONCURRENCY, seconds=SECONDS)
+    one_by_one = wrk.run(url, _bar_paths(names), connections=1, seconds=SECONDS)
+    after = _cache_counts(url)
     counted = {k: int(after[k] - before[k]) for k in after}
     asked = sum(counted.values())
     return {
@@ -282,7 +293,8 @@ async def run(bootstrap: str, mongodb_url: str, store: str, run_dir: Path) -> No
     redis = RedisServer(run_dir / "redis")
     try:
         wait_ready(spec, pid_file, run_dir / "gateway.log")
-        ours = await through_gateway(f"http://127.0.0.1:{spec.port}", names)
+        await check_answers(f"http://127.0.0.1:{spec.port}", names)
+        ours = through_gateway(f"http://127.0.0.1:{spec.port}", names)
         print(f"[query] gateway {ours}", flush=True)
         procs.stop(pid_file)
         if CACHE:
@@ -337,7 +349,7 @@ async def run(bootstrap: str, mongodb_url: str, store: str, run_dir: Path) -> No
             "store-direct p99 / gateway p99 for the latest 120 1m bars at "
             f"{CONCURRENCY} requests in flight (at most about 1; the gap is HTTP + JSON)"
         ),
-        versions_=versions("pymongo", "fastapi", "uvicorn", "httpx"),
+        versions_=versions("pymongo", "fastapi", "uvicorn", "httpx", extra={"wrk": wrk.version()}),
         extra={
             "store": f"FerretDB on {store}",
             "loaded": loaded,

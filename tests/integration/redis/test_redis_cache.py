@@ -1,9 +1,10 @@
-"""The query API's Redis cache with two gateways (one Kafka, one MongoDB, one Redis):
-an answer one replica read through is a hit for the other; a final bar the gateways
-applied moves the key at once, and an answer MongoDB gives before it has persisted that
-bar (the processor writes behind its publishes) is served but never stored, so a cached
-answer is never older than what the gateway has applied; Redis down: MongoDB answers
-(a bypass), no error."""
+"""The query API's caches with two gateways (one Kafka, one MongoDB, one Redis): each
+gateway's own in-process map in front of the shared Redis. An answer one replica read
+through is a Redis hit for the other, and a local hit for itself from then on; a final
+bar the gateways applied moves the key at once, and an answer MongoDB gives before it
+has persisted that bar (the processor writes behind its publishes) is served but never
+stored, so a cached answer is never older than what the gateway has applied; Redis
+down: MongoDB answers (a bypass), no error, and the local map keeps serving."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def _counts() -> dict[str, float]:
         for r in ("hit", "miss", "bypass")
     }
     out["stored"] = rh.sample("tickwire_cache_stored_total", cache="bars")
+    for r in ("hit", "miss"):
+        out[f"local_{r}"] = rh.sample("tickwire_cache_requests_total", cache="bars_local", result=r)
     return out
 
 
@@ -115,10 +118,14 @@ async def test_bars_cache_is_shared_and_never_older_than_applied(
     ):
         before = _counts()
         assert await _bars(http, a) == [(i, 7) for i in range(5)]
-        assert _delta(before) == {"miss": 1, "stored": 1}
+        assert _delta(before) == {"local_miss": 1, "miss": 1, "stored": 1}
         before = _counts()
         assert await _bars(http, b) == [(i, 7) for i in range(5)]  # the other replica
-        assert _delta(before) == {"hit": 1}
+        assert _delta(before) == {"local_miss": 1, "hit": 1}
+        before = _counts()
+        assert await _bars(http, a) == [(i, 7) for i in range(5)]  # again: from memory
+        assert await _bars(http, b) == [(i, 7) for i in range(5)]
+        assert _delta(before) == {"local_hit": 2}
 
         # bar 5 closes: both gateways apply it before MongoDB has it
         record, bar5 = _final(5, revision=2)
@@ -128,13 +135,14 @@ async def test_bars_cache_is_shared_and_never_older_than_applied(
         before = _counts()
         assert await _bars(http, a) == [(i, 7) for i in range(5)]  # what MongoDB has
         assert await _bars(http, b) == [(i, 7) for i in range(5)]
-        assert _delta(before) == {"miss": 2}  # new key; the lagging answer is not stored
+        # new key; the lagging answer is not stored
+        assert _delta(before) == {"local_miss": 2, "miss": 2}
 
         await _persist(mongo, [bar5])  # the processor's write lands
         before = _counts()
         assert await _bars(http, b) == [*[(i, 7) for i in range(5)], (5, 5)]
         assert await _bars(http, a) == [*[(i, 7) for i in range(5)], (5, 5)]
-        assert _delta(before) == {"miss": 1, "stored": 1, "hit": 1}
+        assert _delta(before) == {"local_miss": 2, "miss": 1, "stored": 1, "hit": 1}
 
         # a late trade revises closed bar 3 (final again, version 9)
         record, bar3 = _final(3, revision=4)
@@ -147,17 +155,32 @@ async def test_bars_cache_is_shared_and_never_older_than_applied(
         revised = [(0, 7), (1, 7), (2, 7), (3, 9), (4, 7), (5, 5)]
         assert await _bars(http, b) == revised
         assert await _bars(http, a) == revised
-        assert _delta(before) == {"miss": 2, "stored": 1, "hit": 1}
+        assert _delta(before) == {"local_miss": 3, "miss": 2, "stored": 1, "hit": 1}
 
         redis_server.stop()
         try:
             before = _counts()
-            assert await _bars(http, a) == revised  # MongoDB answers
+            assert await _bars(http, a) == revised  # each replica's own map answers
             assert await _bars(http, b) == revised
+            assert _delta(before) == {"local_hit": 2}
+
+            # bar 6 closes and is persisted while Redis is down: a new key everywhere
+            record, bar6 = _final(6, revision=2)
+            await _persist(mongo, [bar6])
+            await produce(kafka_bootstrap, topics.bars, [record])
+            await _until_bar(seen_a, 6, 5)
+            await _until_bar(seen_b, 6, 5)
+            before = _counts()
+            latest = [*revised, (6, 5)]
+            assert await _bars(http, a) == latest  # MongoDB answers
+            assert await _bars(http, b) == latest
             delta = _delta(before)
             # the first call on each replica finds Redis gone (a miss of the link:
             # counted as a bypass), later ones skip Redis while it is down
-            assert delta == {"bypass": 2}
+            assert delta == {"local_miss": 2, "bypass": 2}
+            before = _counts()
+            assert await _bars(http, a) == latest  # kept in memory without Redis
+            assert _delta(before) == {"local_hit": 1}
         finally:
             with contextlib.suppress(Exception):
                 redis_server.start()

@@ -10,7 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from tickwire.events import wire
-from tickwire.gateway.querycache import KEPT, AppliedFinals, QueryCache
+from tickwire.gateway.hub import Hub, Slot
+from tickwire.gateway.querycache import KEPT, AppliedFinals, LocalAnswers, QueryCache
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.gateway.updates import BAR, Parsed
 from tickwire.redis.link import RedisLink
@@ -88,3 +89,35 @@ def test_fallback_policy_values() -> None:
     assert RedisSettings(redis_fallback="fail-closed").redis_fallback == "fail-closed"
     with pytest.raises(ValidationError):
         RedisSettings(redis_fallback="maybe")  # type: ignore[arg-type]
+
+
+def test_local_answers_keep_the_most_recently_used_within_their_budget() -> None:
+    local = LocalAnswers("test_local", budget=30)
+    local.put("a", b"x" * 9)  # 10 bytes with its key
+    local.put("b", b"y" * 9)
+    local.put("c", b"z" * 9)
+    assert local.get("a") == b"x" * 9  # a is now the most recently used
+    local.put("d", b"w" * 9)  # over budget: b, the least recently used, leaves
+    assert local.get("b") is None
+    assert [local.get(k) for k in "acd"] == [b"x" * 9, b"z" * 9, b"w" * 9]
+    assert local.size == 30
+    local.put("a", b"v" * 4)  # replacing an entry gives back its bytes
+    assert local.size == 25
+    local.put("big", b"q" * 40)  # larger than the whole budget: not kept, nothing evicted
+    assert local.get("big") is None
+    assert local.size == 25
+
+
+async def test_bars_keys_need_a_caught_up_hub_and_some_cache() -> None:
+    hub = Hub([Slot("bars", 0, BAR)], tag=1, buffer_capacity=8)
+    hub.ready.set()
+    local_only = GatewaySettings(gateway_auth="off")  # no Redis: the local map alone
+    cache = QueryCache(RedisLink.from_settings(local_only), local_only)
+    assert cache.bars_key(hub, "S", "1m", None, None, 10) is not None
+    none = GatewaySettings(gateway_auth="off", gateway_cache_local_mib=0)
+    assert (
+        QueryCache(RedisLink.from_settings(none), none).bars_key(hub, "S", "1m", None, None, 10)
+        is None
+    )
+    hub.ready.clear()  # before the hub has caught up nothing is cached
+    assert cache.bars_key(hub, "S", "1m", None, None, 10) is None

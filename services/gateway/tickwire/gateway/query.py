@@ -8,9 +8,10 @@
 Quotes come from the hub's memory once it has caught up with Kafka: the newest state
 of every symbol read from ticker.updates (seeded from MongoDB at cold start), so at
 least as new as MongoDB, which the processor writes behind its publishes, and never a
-store round trip. Before that, and for bars, MongoDB answers, read through the Redis
-cache shared by the replicas when `TICKWIRE_REDIS_URL` is set (tickwire.gateway.
-querycache: keyed by what the gateway has applied, so never older than that).
+store round trip. Before that, and for bars, MongoDB answers, read through a cache in
+this process and, when `TICKWIRE_REDIS_URL` is set, the Redis cache shared by the
+replicas (tickwire.gateway.querycache: keyed by what the gateway has applied, so never
+older than that).
 Invalid input answers 422 (FastAPI validation) or 400; unknown symbols 404; symbols the
 token does not allow 403; MongoDB unavailable 503. Client input never causes a 5xx.
 """
@@ -174,7 +175,7 @@ async def get_bars(
     cache = runtime.query_cache
     key = cache.bars_key(runtime.hub, symbol, interval, start, end, count)
     if key is not None:
-        cached = await cache.bars.get(key)
+        cached = await cache.cached_bars(key)
         if cached is not None:
             return Response(cached, media_type="application/json")
     try:
@@ -183,7 +184,7 @@ async def get_bars(
         raise _unavailable(exc) from exc
     body = _ENCODER.encode({"symbol": symbol, "interval": interval, "bars": bars})
     if key is not None and cache.finals.covers(f"{symbol}|{interval}", start, end, count, bars):
-        await cache.bars.put(key, body)
+        await cache.store_bars(key, body)
     return Response(body, media_type="application/json")
 
 

@@ -1,4 +1,5 @@
-"""The query API's read-through cache in Redis, shared by every gateway replica.
+"""The query API's read-through caches: one in this process, one in Redis shared by
+every gateway replica.
 
 Bars: an answer of `/v1/bars` is stored under a key holding the Kafka offset of the
 last *final* bar record of that symbol and interval this gateway has read
@@ -13,6 +14,13 @@ final bar of its window (of the `KEPT` newest per stream) at least at the applie
 version, so a cached answer is never older than what the gateway has applied. Nothing
 is cached before the hub has caught up with Kafka.
 
+The same keys serve a bounded least-recently-used map in this process
+(`LocalAnswers`, TICKWIRE_GATEWAY_CACHE_LOCAL_MIB), looked at first: with or without
+Redis, a repeated query is answered from memory until a final bar moves its key, and
+the keys nobody asks any more are the first to go. Redis is asked on a local miss
+(and fills the local map when it hits); an answer read from MongoDB goes to both when
+it covers what was applied.
+
 Quotes: once the hub has caught up, quotes come from its memory (no store, no Redis).
 Before that MongoDB answers, read through the cache: an entry carries its version and is
 used only when at least as new as what this gateway holds for the symbol.
@@ -21,12 +29,14 @@ used only when at least as new as what this gateway holds for the symbol.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Sequence
 
 from tickwire.events import wire
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.gateway.updates import Parsed
+from tickwire.redis import metrics
 from tickwire.redis.cache import ReadThroughCache
 from tickwire.redis.link import RedisLink
 
@@ -90,11 +100,51 @@ class AppliedFinals:
         )
 
 
+class LocalAnswers:
+    """Answers under versioned keys in this process, at most `budget` bytes of them;
+    the least recently used leave first. Keys name what they were computed from (see
+    the module docstring), so an entry never needs invalidating, only evicting."""
+
+    def __init__(self, name: str, budget: int) -> None:
+        self.budget = budget
+        self.size = 0
+        self.entries: OrderedDict[str, bytes] = OrderedDict()
+        self.hits = metrics.CACHE.labels(name, "hit")
+        self.misses = metrics.CACHE.labels(name, "miss")
+
+    def get(self, key: str) -> bytes | None:
+        """The answer stored under key (now the most recently used), or None."""
+        value = self.entries.get(key)
+        if value is None:
+            if self.budget:
+                self.misses.inc()
+            return None
+        self.entries.move_to_end(key)
+        self.hits.inc()
+        return value
+
+    def put(self, key: str, value: bytes) -> None:
+        """Keep an answer, evicting the least recently used until it fits; an answer
+        larger than the whole budget is not kept."""
+        cost = len(key) + len(value)
+        if cost > self.budget:
+            return
+        old = self.entries.pop(key, None)
+        if old is not None:
+            self.size -= len(key) + len(old)
+        while self.entries and self.size + cost > self.budget:
+            gone_key, gone = self.entries.popitem(last=False)
+            self.size -= len(gone_key) + len(gone)
+        self.entries[key] = value
+        self.size += cost
+
+
 class QueryCache:
     """The bars and quotes caches and what they are keyed by."""
 
     def __init__(self, link: RedisLink, settings: GatewaySettings) -> None:
         self.finals = AppliedFinals()
+        self.local_bars = LocalAnswers("bars_local", int(settings.gateway_cache_local_mib * 2**20))
         self.bars = ReadThroughCache(link, "bars", settings.gateway_cache_bars_ttl_s)
         self.quotes = ReadThroughCache(link, "quotes", settings.gateway_cache_quotes_ttl_s)
 
@@ -108,13 +158,32 @@ class QueryCache:
         count: int,
     ) -> str | None:
         """The key of this bars query at what the gateway has applied; None when the
-        hub has not caught up (then the store answers and nothing is stored)."""
-        if hub is None or not hub.ready.is_set() or not self.bars.usable:
+        hub has not caught up or no cache is on (then the store answers and nothing is
+        stored)."""
+        if (
+            hub is None
+            or not hub.ready.is_set()
+            or not (self.bars.usable or self.local_bars.budget)
+        ):
             self.bars.bypasses.inc()
             return None
         stamp = self.finals.stamps.get(f"{symbol}|{interval}", -1)
         window = f"{_us(start) if start else ''}:{_us(end) if end else ''}:{count}"
         return f"{symbol}|{interval}|{stamp}|{window}"
+
+    async def cached_bars(self, key: str) -> bytes | None:
+        """The answer under key: from this process, else from Redis (then kept here)."""
+        value = self.local_bars.get(key)
+        if value is None and self.bars.link.configured:
+            value = await self.bars.get(key)
+            if value is not None:
+                self.local_bars.put(key, value)
+        return value
+
+    async def store_bars(self, key: str, body: bytes) -> None:
+        """Keep an answer that covers what was applied, here and in Redis."""
+        self.local_bars.put(key, body)
+        await self.bars.put(key, body)
 
     async def cached_quotes(self, hub: Hub | None, symbols: list[str]) -> dict[str, bytes]:
         """The cached state (published JSON) of those symbols whose entry is at least

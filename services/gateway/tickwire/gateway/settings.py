@@ -91,6 +91,12 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_cache_bars_ttl_s: float = Field(
         300.0, gt=0, description="longest a /v1/bars answer stays in the Redis cache"
     )
+    gateway_cache_local_mib: float = Field(
+        64.0,
+        ge=0,
+        description="bytes of /v1/bars answers kept in this process, in front of Redis "
+        "or alone without it (least recently used out first; 0: none)",
+    )
     gateway_cache_quotes_ttl_s: float = Field(
         2.0, gt=0, description="longest a quote read from MongoDB stays in the Redis cache"
     )
