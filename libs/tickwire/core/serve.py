@@ -30,7 +30,7 @@ from fastapi import FastAPI
 from tickwire.core.errors import ConfigError
 from tickwire.core.logs import configure_logging
 from tickwire.core.settings import CommonSettings, read_secret
-from tickwire.observability import tracing
+from tickwire.observability import looplag, tracing
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +131,16 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         if tls is not None:
             assert config.ssl is not None, "uvicorn made no TLS context from the files"
             reloader = asyncio.create_task(tls.keep_loaded(config.ssl))
+        lag = asyncio.create_task(looplag.monitor())
         try:
             await server.serve()
         finally:
             tracing.shutdown()
-            if reloader is not None:
-                reloader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reloader
+            for task in (lag, reloader):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(main())
