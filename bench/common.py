@@ -15,11 +15,14 @@ import json
 import os
 import platform
 import subprocess
+import urllib.request
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -130,3 +133,39 @@ def write_result(
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(doc, indent=2) + "\n")
     return path
+
+
+def scrape_histogram(metrics_url: str, name: str) -> dict[float, float]:
+    """A Prometheus histogram's cumulative bucket counts (upper bound -> count), summed
+    over its label sets, read from a live /metrics page."""
+    with urllib.request.urlopen(metrics_url, timeout=10) as resp:
+        text = resp.read().decode()
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != name:
+            continue
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                le = float(sample.labels["le"])
+                buckets[le] = buckets.get(le, 0.0) + sample.value
+    return buckets
+
+
+def histogram_quantiles(
+    before: dict[float, float], after: dict[float, float], qs: Sequence[float] = (50, 99)
+) -> dict[str, float | None]:
+    """Quantiles (the upper bound of the bucket each falls in, in ms) of the samples
+    observed between two scrapes; None where there were none or past the last bound."""
+    bounds = sorted(after)
+    counts = [after[b] - before.get(b, 0.0) for b in bounds]
+    total = counts[-1] if counts else 0.0
+    out: dict[str, float | None] = {"samples": total}
+    for q in qs:
+        found: float | None = None
+        if total:
+            for bound, count in zip(bounds, counts, strict=True):
+                if count >= total * q / 100:
+                    found = None if bound == float("inf") else round(bound * 1000, 3)
+                    break
+        out[f"p{q:g}_at_most_ms"] = found
+    return out

@@ -11,7 +11,10 @@ trials each (alternating), figures reported per trial and as medians:
   4. measure server CPU (psutil, process tree) per delivered update, p50/p99 delivery
      latency (client receive wall clock - received_ns stamped by the feeder, so the
      Kafka hop is inside, equally for both), server RSS growth per connection, and the
-     CPU of the load generator and of the feeder, to show neither was the limit.
+     CPU of the load generator and of the feeder, to show neither was the limit;
+     for tickwire also its own histograms over the window (`server_latency`: feeder
+     stamp to socket write; `event_loop_lag`), so a latency can be placed before or
+     after the gateway's write.
 Writes bench/results/gateway.json: ratio = Centrifugo CPU per delivered update /
 tickwire CPU per delivered update at 10k connections; p99_ratio beside it.
 """
@@ -267,6 +270,31 @@ def per_million(cpu_s: float, delivered: int) -> float | None:
     return round(cpu_s / delivered * 1e6, 3) if delivered else None
 
 
+#: the gateway's own histograms read around the measured window (tickwire only): where
+#: the client-measured latency is spent (up to the socket write, or after it) and how
+#: late its event loop ran
+INSIDE = {
+    "server_latency": "tickwire_gateway_delivery_latency_seconds",
+    "event_loop_lag": "tickwire_event_loop_lag_seconds",
+}
+
+
+def inside(server_name: str, server: Server) -> dict[str, dict[float, float]]:
+    """The INSIDE histograms of a tickwire gateway now (nothing for a peer)."""
+    if server_name != "tickwire":
+        return {}
+    url = f"http://{server.addr}/metrics"
+    return {key: common.scrape_histogram(url, name) for key, name in INSIDE.items()}
+
+
+def inside_delta(
+    before: dict[str, dict[float, float]], after: dict[str, dict[float, float]]
+) -> dict[str, Any]:
+    """Quantiles of the INSIDE samples taken during the window: `server_latency`
+    (feeder stamp to socket write, the Kafka hop included) beside the client's figure."""
+    return {key: common.histogram_quantiles(before[key], after[key]) for key in before}
+
+
 async def run_one(
     server_name: str, clients: int, plan: Plan, infra: Infra, lg_binary: Path, workdir: Path
 ) -> dict[str, Any]:
@@ -302,6 +330,7 @@ async def run_one(
             warm_s = await warm_up(feeder, gen, plan.rate)
 
             await gen.reset(time.time_ns())
+            inside_before = inside(server_name, server)
             server_cpu = common.CpuMeter(server.proc.pid)
             server_cpu.start()
             kafka_cpu = common.CpuMeter(*infra.kafka_pids)
@@ -313,6 +342,7 @@ async def run_one(
             kafka_s = kafka_cpu.stop()
             machine_load = load.stop()
             rss_after = rss_bytes(server.proc.pid)
+            inside_window = inside_delta(inside_before, inside(server_name, server))
             report = await gen.report()
         finally:
             if gen is not None:
@@ -338,6 +368,7 @@ async def run_one(
         "server_cores": round(cpu_s / window, 3),
         "server_cpu_s_per_million": per_million(cpu_s, delivered),
         "latency_ms": {k: round(v, 3) for k, v in report["latency_ms"].items()},
+        **inside_window,
         "rss_idle_mib": round(rss_idle / 2**20, 1),
         "rss_connected_mib": round(rss_connected / 2**20, 1),
         "rss_after_mib": round(rss_after / 2**20, 1),
