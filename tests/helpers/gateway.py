@@ -242,6 +242,12 @@ class SseClient:
         return out
 
 
+def by_symbol(quotes: list[tuple[str, str, int]]) -> dict[str, list[int]]:
+    """Versions per symbol, in the order received, from `SseClient.quotes()` tuples."""
+    symbols = dict.fromkeys(symbol for _, symbol, _ in quotes)
+    return {s: [v for _, symbol, v in quotes if symbol == s] for s in symbols}
+
+
 def parse_sse(lines: list[str]) -> tuple[dict[str, str], bool]:
     """Fields of one event block (`data` lines joined), and whether it was a comment."""
     fields: dict[str, str] = {}

@@ -1,11 +1,13 @@
 """docs/asyncapi.yaml describes what the gateway really sends: the document is AsyncAPI
 3.0 with every reference resolving and every payload a valid JSON Schema, and every
 event a real gateway sends over SSE and WebSocket (snapshot, quote with session and
-status, bar, reset, replayed, delayed, subscribed) validates against it."""
+status, bar, reset, replayed, delayed, token-expiring, error, subscribed) validates
+against it."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +116,11 @@ async def test_every_event_the_gateway_sends_matches_the_document(
         async with g.sse_client(url, path, headers={**late, "Last-Event-ID": foreign}) as other:
             await other.wait_for(4)  # delayed, reset, two snapshots
             seen += other.events
+        brief = bearer(token("brief", symbols=["*"], exp=int(time.time()) + 5))
+        async with g.sse_client(url, path, headers=brief) as ending:  # notice, then the end
+            while "error" not in [e.event for e in ending.events]:
+                await ending.wait_for(len(ending.events) + 1)
+            seen += ending.events
         async with connect(url.replace("http", "ws") + "/v1/ws", additional_headers=now) as ws:
             request = {"type": "subscribe", "symbols": ["AAPL"], "since": iso}
             assert not list(validator(doc, "wsSubscribe").iter_errors(request))

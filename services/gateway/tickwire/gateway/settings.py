@@ -60,6 +60,9 @@ class GatewaySettings(CommonSettings, RedisSettings):
     )
     gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
     gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")
+    gateway_token_expiry_notice_s: float = Field(
+        30.0, ge=0, description="how long before a token's exp its stream gets `token-expiring`"
+    )
     gateway_write_high_water: int = Field(
         256 * 1024, ge=1024, description="bytes queued in a socket before writes pause"
     )

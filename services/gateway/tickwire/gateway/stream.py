@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from tickwire.gateway import cursor, delay, metrics, replay, sse
 from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
 from tickwire.gateway.errors import GatewayError
+from tickwire.gateway.expiry import Deadline
 from tickwire.gateway.runtime import runtime_of
 from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
 
@@ -176,6 +177,7 @@ class StreamEndpoint:
                 max_pending_bars=settings.gateway_max_pending_bars,
                 delta=delta,
             )
+        conn.deadline = Deadline.of(principal.expires_at, settings.gateway_token_expiry_notice_s)
         metrics.CONNECTIONS.labels("sse").inc()
         writer: asyncio.Task[None] | None = None
         try:
