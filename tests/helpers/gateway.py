@@ -17,6 +17,7 @@ import msgspec
 import orjson
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from tests.helpers.infra import Topics
 from tickwire.events import headers as h
@@ -240,6 +241,11 @@ class SseClient:
                 data = e.json()
                 out.append((e.event, data["symbol"], data["version"]))
         return out
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of this process's Prometheus registry (an in-process gateway's), 0 if unset."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def by_symbol(quotes: list[tuple[str, str, int]]) -> dict[str, list[int]]:

@@ -130,6 +130,7 @@ class StreamEndpoint:
             position = cursor.decode(text) if text else None
             since = replay.parse_since(query["since"]) if "since" in query else None
             delay_s = principal.delay_of(interest)
+            await runtime.admit()  # new streams and resumes, at the node's pace
             hub, resumer = await runtime.hub_for(delay_s)
             plan = None
             if since is not None and position is None:

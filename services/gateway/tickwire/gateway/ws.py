@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 
 from tickwire.gateway import cursor, metrics, replay
 from tickwire.gateway.auth import Principal
@@ -40,8 +41,10 @@ from tickwire.gateway.browser import origin_allowed
 from tickwire.gateway.connection import Interest, WebSocketConnection
 from tickwire.gateway.errors import (
     BadRequestError,
+    DrainingError,
     ForbiddenError,
     GatewayError,
+    OverloadedError,
     RefreshRefusedError,
     UnauthorizedError,
 )
@@ -55,6 +58,13 @@ router = APIRouter()
 #: Longest request accepted (a subscription of GATEWAY_MAX_SYMBOLS symbols fits easily).
 #: orjson refuses nesting deeper than 1024 levels, so a parse cannot exhaust the stack.
 MAX_MESSAGE_CHARS = 256 * 1024
+
+
+#: The close reason sent with a close code other than 1000, by why the stream ended.
+CLOSE_REASONS = {
+    "token_expired": "token expired: refresh before exp",
+    "drain": "service restart: reconnect with your cursor",
+}
 
 
 def _control(event: str, data: dict[str, Any]) -> bytes:
@@ -73,9 +83,16 @@ async def websocket_stream(websocket: WebSocket) -> None:
         principal = runtime.auth.authenticate(websocket.headers, websocket.cookies)
         max_rate = max_rate_from(websocket.query_params.get("max_rate"))
         delta = flag_from(websocket.query_params.get("delta"), "delta")
+        await runtime.admit()
         hub, _ = await runtime.ready_hub()
         ip = websocket.client.host if websocket.client else "unknown"
         await runtime.limits.acquire(ip, principal.subject)
+    except (OverloadedError, DrainingError) as exc:  # HTTP 503 + Retry-After, as for SSE
+        metrics.REFUSED.labels(str(exc.status)).inc()
+        await websocket.send_denial_response(
+            JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers())
+        )
+        return
     except GatewayError as exc:
         metrics.REFUSED.labels(str(exc.status)).inc()
         await websocket.close(code=1008, reason=exc.message[:100])
@@ -131,7 +148,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
             conn.cut("client")
         # a client that stopped reading never makes room for the close frame
         with contextlib.suppress(RuntimeError, TimeoutError, WebSocketDisconnect):
-            reason = conn.close_reason if conn.close_code != 1000 else ""
+            reason = CLOSE_REASONS.get(conn.close_reason, "") if conn.close_code != 1000 else ""
             await asyncio.wait_for(websocket.close(conn.close_code, reason), 1.0)
 
 
