@@ -90,3 +90,14 @@ def test_a_websocket_farewell_is_the_reconnect_event_alone() -> None:
 
     event = orjson.loads(asyncio.run(build()))
     assert event == {"event": "reconnect", "data": {"reason": "shutdown", "retry_ms": 2500}}
+
+
+async def test_a_drain_lets_the_waiters_go_at_once() -> None:
+    gate = Admission(rate=0.001, burst=1, queue=5)  # the next slot in ~17 minutes
+    await gate.admit()
+    waiter = asyncio.ensure_future(gate.admit())
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    gate.closed.set()
+    await asyncio.wait_for(waiter, 5)
+    assert gate.waiting == 0

@@ -6,7 +6,8 @@ handshake, resumes included, takes a token: `GATEWAY_ADMISSION_RATE` per second,
 `GATEWAY_ADMISSION_BURST` at once. Without one it waits in line (FIFO: each waiter is
 given the next free slot when it arrives) — queued, not refused — until
 `GATEWAY_ADMISSION_QUEUE` are waiting; past that it is refused with 503 and a
-`Retry-After` of when the line will have moved. The waiting is each request's own
+`Retry-After` of when the line will have moved. A drain lets every waiter go at once
+(to be refused: the node is stopping). The waiting is each request's own
 coroutine sleeping until its slot (no task, no timer besides); the bucket is GCRA's
 one number, the time the bucket would be full again.
 """
@@ -14,6 +15,7 @@ one number, the time the bucket would be full again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -37,6 +39,7 @@ class Admission:
         self.clock = clock
         self.full_at = 0.0  # GCRA's theoretical arrival time
         self.waiting = 0
+        self.closed = asyncio.Event()  # set by the drain: waiters go at once
 
     def reserve(self, now: float) -> float:
         """Take the next slot: seconds to wait for it (0: at once); OverloadedError
@@ -67,7 +70,8 @@ class Admission:
         self.waiting += 1
         metrics.ADMISSION_QUEUE.set(self.waiting)
         try:
-            await asyncio.sleep(wait)
+            with contextlib.suppress(TimeoutError):  # the usual way out: its slot came
+                await asyncio.wait_for(self.closed.wait(), wait)
         finally:
             self.waiting -= 1
             metrics.ADMISSION_QUEUE.set(self.waiting)

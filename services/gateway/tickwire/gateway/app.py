@@ -173,6 +173,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         )
 
     async def drain() -> None:
+        runtime.drain.draining = True  # before the queued streams go: they are refused
+        runtime.admission.closed.set()
         await runtime.drain.run(runtime.hubs)
 
     app.state.drain = drain  # run on SIGTERM (tickwire.core.serve), before the server stops

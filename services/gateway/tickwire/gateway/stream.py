@@ -57,7 +57,8 @@ _REFUSALS = {
     "403": "symbols the token does not allow",
     "410": "since is older than Kafka retention (the message names the earliest time)",
     "429": "connection limits",
-    "503": "not caught up with Kafka, a delayed feed still starting, or limits down",
+    "503": "not caught up with Kafka, a delayed feed still starting, limits down, the "
+    "admission queue full or the node draining (the last three with Retry-After)",
 }
 #: The OpenAPI entry of this raw ASGI endpoint (the events: docs/asyncapi.yaml).
 OPENAPI_PATH = {
