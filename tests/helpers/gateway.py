@@ -17,6 +17,7 @@ import msgspec
 import orjson
 import uvicorn
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from prometheus_client import REGISTRY
 
 from tests.helpers.infra import Topics
 from tickwire.events import headers as h
@@ -240,6 +241,17 @@ class SseClient:
                 data = e.json()
                 out.append((e.event, data["symbol"], data["version"]))
         return out
+
+
+def metric(name: str, **labels: str) -> float:
+    """A sample of this process's Prometheus registry (an in-process gateway's), 0 if unset."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def by_symbol(quotes: list[tuple[str, str, int]]) -> dict[str, list[int]]:
+    """Versions per symbol, in the order received, from `SseClient.quotes()` tuples."""
+    symbols = dict.fromkeys(symbol for _, symbol, _ in quotes)
+    return {s: [v for _, symbol, v in quotes if symbol == s] for s in symbols}
 
 
 def parse_sse(lines: list[str]) -> tuple[dict[str, str], bool]:

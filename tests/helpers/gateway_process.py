@@ -1,5 +1,5 @@
 """The gateway as a real child process (python -m tickwire.gateway), killable and
-restartable on the same port, for the browser test."""
+restartable on the same port (the browser test), or stopped by SIGTERM (drains)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,12 @@ import sys
 from pathlib import Path
 
 import httpx
+
+
+def process_env(settings: dict[str, str]) -> dict[str, str]:
+    """Environment variables for a gateway process from settings names (`topic_bars`,
+    `gateway_drain_s`, as GatewaySettings spells them) and their values."""
+    return {f"TICKWIRE_{name.upper()}": value for name, value in settings.items()}
 
 
 class GatewayProcess:
@@ -49,3 +55,19 @@ class GatewayProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
         self.proc = None
+
+    def terminate(self) -> None:
+        """SIGTERM: the gateway drains its streams (GATEWAY_DRAIN_S), then stops."""
+        assert self.proc is not None, "not started"
+        self.proc.send_signal(signal.SIGTERM)
+
+    async def exited(self, timeout: float = 60.0) -> int:
+        """The exit status once the process has ended (failure guard: timeout)."""
+        assert self.proc is not None, "not started"
+        for _ in range(int(timeout / 0.1)):
+            status = self.proc.poll()
+            if status is not None:
+                self.proc = None
+                return status
+            await asyncio.sleep(0.1)
+        raise TimeoutError(f"gateway still running; see {self.log}")

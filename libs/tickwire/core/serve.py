@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -94,8 +97,45 @@ class ServerTLS:
             log.info("TLS certificate reloaded from %s", self.certfile)
 
 
-def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
-    """Serve app on settings.host:settings.port until SIGINT/SIGTERM."""
+class DrainingServer(uvicorn.Server):
+    """uvicorn, but the first SIGTERM runs `drain` (the app still serving, so it can say
+    it is not ready and send its clients elsewhere) and stops the server once it
+    returns; a second SIGTERM, or SIGINT, stops it at once as usual."""
+
+    def __init__(self, config: uvicorn.Config, drain: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(config)
+        self.drain = drain
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.draining: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGTERM and self.draining is None and self.loop is not None:
+            self.loop.call_soon_threadsafe(self._start_drain)
+            return
+        super().handle_exit(sig, frame)
+
+    def _start_drain(self) -> None:
+        if self.draining is not None:
+            return
+        log.info("SIGTERM: draining before the server stops")
+        self.draining = asyncio.ensure_future(self.drain())
+
+        def stop(task: asyncio.Task[None]) -> None:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("the drain failed: %r", task.exception())
+            self.should_exit = True
+
+        self.draining.add_done_callback(stop)
+
+
+def serve(
+    app: FastAPI,
+    settings: CommonSettings,
+    drain: Callable[[], Awaitable[None]] | None = None,
+    **extra: object,
+) -> None:
+    """Serve app on settings.host:settings.port until SIGINT/SIGTERM (with `drain`: the
+    first SIGTERM runs it before the server stops, see DrainingServer)."""
     service = type(settings).__name__.removesuffix("Settings").lower()
     configure_logging(settings.log_level, service, settings.log_format)
     tracing.configure(service, settings.otel_traces_endpoint)
@@ -123,9 +163,11 @@ def serve(app: FastAPI, settings: CommonSettings, **extra: object) -> None:
         **options,  # type: ignore[arg-type]
         **extra,  # type: ignore[arg-type]
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(config) if drain is None else DrainingServer(config, drain)
 
     async def main() -> None:
+        if isinstance(server, DrainingServer):
+            server.loop = asyncio.get_running_loop()
         config.load()  # builds the TLS context the server then uses (uvicorn skips a reload)
         reloader = None
         if tls is not None:

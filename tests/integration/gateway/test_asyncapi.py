@@ -1,37 +1,27 @@
 """docs/asyncapi.yaml describes what the gateway really sends: the document is AsyncAPI
 3.0 with every reference resolving and every payload a valid JSON Schema, and every
 event a real gateway sends over SSE and WebSocket (snapshot, quote with session and
-status, bar, reset, replayed, delayed, subscribed) validates against it."""
+status, bar, reset, replayed, delayed, token-expiring, error, subscribed) validates
+against it."""
 
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
+import time
 from typing import Any
 
 import orjson
-import yaml
 from jsonschema import Draft7Validator
 from pydantic import SecretStr
-from referencing import Registry
-from referencing.jsonschema import DRAFT7
 from websockets.asyncio.client import connect
 
 from tests.helpers import gateway as g
+from tests.helpers.asyncapi import load, validator
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
 from tests.helpers.tokens import KEY, bearer, token
 from tickwire.events import wire
 from tickwire.gateway import cursor
-
-DOC_PATH = Path(__file__).resolve().parents[3] / "docs" / "asyncapi.yaml"
-URI = "urn:tickwire:asyncapi"
-
-
-def load() -> dict[str, Any]:
-    doc = yaml.safe_load(DOC_PATH.read_text())
-    assert isinstance(doc, dict)
-    return doc
 
 
 def refs(node: object) -> list[str]:
@@ -51,14 +41,6 @@ def resolve(doc: dict[str, Any], ref: str) -> Any:
         assert part in node, f"{ref} does not resolve"
         node = node[part]
     return node
-
-
-def validator(doc: dict[str, Any], message: str) -> Draft7Validator:
-    """A validator of one message's payload, its $refs resolved within the document."""
-    registry: Registry[Any] = Registry().with_resource(URI, DRAFT7.create_resource(doc))
-    return Draft7Validator(
-        {"$ref": f"{URI}#/components/messages/{message}/payload"}, registry=registry
-    )
 
 
 def test_the_document_is_asyncapi_3_with_resolving_refs_and_valid_schemas() -> None:
@@ -114,6 +96,11 @@ async def test_every_event_the_gateway_sends_matches_the_document(
         async with g.sse_client(url, path, headers={**late, "Last-Event-ID": foreign}) as other:
             await other.wait_for(4)  # delayed, reset, two snapshots
             seen += other.events
+        brief = bearer(token("brief", symbols=["*"], exp=int(time.time()) + 5))
+        async with g.sse_client(url, path, headers=brief) as ending:  # notice, then the end
+            while "error" not in [e.event for e in ending.events]:
+                await ending.wait_for(len(ending.events) + 1)
+            seen += ending.events
         async with connect(url.replace("http", "ws") + "/v1/ws", additional_headers=now) as ws:
             request = {"type": "subscribe", "symbols": ["AAPL"], "since": iso}
             assert not list(validator(doc, "wsSubscribe").iter_errors(request))
@@ -122,7 +109,8 @@ async def test_every_event_the_gateway_sends_matches_the_document(
             while not any(e["event"] == "subscribed" for b in batches for e in b):
                 batches.append(orjson.loads(await ws.recv()))
     kinds = {e.event for e in seen}
-    assert kinds == set(doc["channels"]["stream"]["messages"])  # every one, nothing else
+    # every one, nothing else (`reconnect` ends drained streams: test_drain.py checks it)
+    assert kinds | {"reconnect"} == set(doc["channels"]["stream"]["messages"])
     for event in seen:
         errors = [e.message for e in validator(doc, event.event).iter_errors(event.json())]
         assert not errors, (event.event, errors)

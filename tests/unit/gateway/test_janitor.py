@@ -5,37 +5,9 @@ from __future__ import annotations
 
 from prometheus_client import REGISTRY
 
+from tests.helpers.transports import Cycle, FakeTransport
 from tickwire.gateway.connection import Interest, TransportConnection
 from tickwire.gateway.hub import Hub, Janitor, Slot
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-        self.closed = False
-        self.buffered = 0
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def writelines(self, pieces: list[bytes]) -> None:
-        self.written.append(b"".join(pieces))
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def close(self) -> None:
-        self.closed = True
-
-
-class Cycle:
-    keep_alive = True
 
 
 def value(name: str, labels: dict[str, str]) -> float:

@@ -17,7 +17,8 @@ def main() -> None:
     # fan-out allocates many short-lived objects per update: collect the young
     # generation less often, so collector pauses are rarer (each stays short)
     gc.set_threshold(20_000, 20, 20)
-    serve(create_app(settings), settings, ws="websockets-sansio")
+    app = create_app(settings)
+    serve(app, settings, drain=app.state.drain, ws="websockets-sansio")
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from starlette.types import Receive, Scope, Send
 from tickwire.core.errors import ConfigError
 from tickwire.core.supervisor import Supervisor
 from tickwire.gateway import metrics
+from tickwire.gateway.admission import Admission
 from tickwire.gateway.auth import Authenticator
 from tickwire.gateway.browser import SecurityHeaders
 from tickwire.gateway.cursor import topology_tag
 from tickwire.gateway.delay import DelayedFeeds
+from tickwire.gateway.drain import Drain
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.hub import FlushLoop, Hub, Janitor
 from tickwire.gateway.limits import ConnectionLimits
@@ -82,6 +84,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         redis=redis,
         query_cache=QueryCache(redis, settings),
         replays=ReplayGate(settings.gateway_max_replays),
+        admission=Admission(
+            settings.gateway_admission_rate,
+            settings.gateway_admission_burst,
+            settings.gateway_admission_queue,
+        ),
+        drain=Drain(settings.gateway_drain_s, settings.gateway_retry_ms),
     )
     if settings.gateway_auth == "off":
         log.warning("gateway auth is off: anonymous clients may subscribe to every symbol")
@@ -96,6 +104,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     async def mongo_ready() -> bool:
         return runtime.db is not None and await ping(runtime.db.client)
+
+    async def serving() -> bool:
+        return not runtime.drain.draining
 
     app = GatewayApp(
         title="tickwire gateway",
@@ -114,7 +125,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(ws_router)
     app.include_router(query_router)
-    app.include_router(health_router({"kafka": kafka_ready, "mongodb": mongo_ready}))
+    app.include_router(
+        health_router({"kafka": kafka_ready, "mongodb": mongo_ready, "serving": serving})
+    )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/", include_in_schema=False)
@@ -158,6 +171,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_headers=["Authorization", "Last-Event-ID", "Content-Type"],
             expose_headers=["Content-Type"],
         )
+
+    async def drain() -> None:
+        runtime.drain.draining = True  # before the queued streams go: they are refused
+        runtime.admission.closed.set()
+        await runtime.drain.run(runtime.hubs)
+
+    app.state.drain = drain  # run on SIGTERM (tickwire.core.serve), before the server stops
     app.add_middleware(SecurityHeaders)
     app.add_middleware(REDMiddleware, service="gateway")
     return app

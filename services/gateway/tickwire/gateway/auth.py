@@ -2,7 +2,8 @@
 cookie (EventSource cannot set headers; tokens are never read from URLs).
 
 The algorithm and key come from settings, never from the token's header; `exp`, `aud`
-and `iss` are required and checked. Claims:
+and `iss` are required and checked; `exp` also ends open streams
+(tickwire.gateway.expiry). Claims:
     sub       the subject (connection limits are counted per subject)
     symbols   symbols the subject may subscribe to; "*" means every symbol
     prefixes  symbol prefixes the subject may subscribe to
@@ -115,6 +116,7 @@ class Principal:
     prefixes: tuple[str, ...] = ()
     everything: bool = False
     delays: Delays = Delays()
+    expires_at: float | None = None  # the token's `exp` (streams end then)
 
     def delay_of(self, interest: Interest) -> float:
         """Seconds this principal's updates of interest are delayed (0: real time)."""
@@ -231,6 +233,7 @@ class Authenticator:
             prefixes=tuple(_strings(claims.get("prefixes"))),
             everything="*" in symbols,
             delays=delays,
+            expires_at=float(claims["exp"]),
         )
 
 

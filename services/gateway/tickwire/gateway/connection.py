@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from tickwire.gateway import cursor, metrics, sse
 from tickwire.gateway.deltas import Sent
+from tickwire.gateway.expiry import Deadline
 from tickwire.gateway.updates import BAR, DELTA, QUOTE, Update, ws_event
 
 
@@ -87,6 +88,8 @@ class Connection:
         self.last_write = time.monotonic()
         self.closed = False
         self.close_reason = ""
+        self.close_code = 1000  # WebSocket close code (see `end`)
+        self.deadline: Deadline | None = None  # the token's exp (tickwire.gateway.expiry)
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- rendering: SSE by default; the WebSocket subclass renders JSON objects
@@ -171,6 +174,10 @@ class Connection:
         """The bytes of an event built for this connection only."""
         return sse.frame(event.encode(), cursor.encode(), data)
 
+    def render_notice(self, event: bytes, data: bytes) -> bytes:
+        """An event without an id (the client's Last-Event-ID stays put)."""
+        return b"event: " + event + b"\ndata: " + data + b"\n\n"
+
     def heartbeat(self) -> None:
         """Queue a keep-alive."""
         self.backlog.append(sse.comment(b"hb"))
@@ -249,6 +256,11 @@ class Connection:
     def server_closing(self) -> bool:
         """Whether the server has begun shutting down under this connection."""
         return False
+
+    def end(self, reason: str, final: bytes, code: int = 1000) -> None:
+        """Send one last frame, then close (WebSocket: with `code`). Whatever was still
+        queued is dropped: the client resumes from the last id it received."""
+        raise NotImplementedError
 
     def cut(self, reason: str) -> None:
         """Close the connection from the server side."""
@@ -332,6 +344,18 @@ class TransportConnection(Connection):
             return False
         return waiting
 
+    def end(self, reason: str, final: bytes, code: int = 1000) -> None:
+        sock = self.sock
+        if self.closed or sock.is_closing():
+            return
+        if self.stalled_since is not None:  # a full buffer would hold the close back
+            self.cut(reason)
+            sock.abort()
+            return
+        with contextlib.suppress(RuntimeError, OSError):
+            sock.writelines([*sse.chunk(final), sse.LAST_CHUNK])  # a complete response
+        self.cut(reason)  # close() sends what is buffered first
+
     def cut(self, reason: str) -> None:
         super().cut(reason)
         if reason in ("slow", "overflow"):
@@ -355,6 +379,7 @@ class QueuedConnection(Connection):
         self.drained = asyncio.Event()  # set while nothing of the backlog is left to send
         self.drained.set()
         self.sending_since: float | None = None
+        self.ending = ""  # `end` was called: close once the final frame is sent
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
         if self.closed:
@@ -376,6 +401,19 @@ class QueuedConnection(Connection):
             if not self.backlog:
                 self.drained.set()
             tally().bytes += sum(map(len, frames))
+            if self.ending and not self.backlog:
+                self.cut(self.ending)  # the final frame went out
+
+    def end(self, reason: str, final: bytes, code: int = 1000) -> None:
+        if self.closed:
+            return
+        self.backlog = [final]
+        self.pending.clear()
+        self.pending_bars = 0
+        self.close_code = code
+        self.ending = reason
+        self.drained.clear()  # no request is read meanwhile
+        self.wake.set()
 
     def cut(self, reason: str) -> None:
         super().cut(reason)
@@ -395,6 +433,9 @@ class WebSocketConnection(QueuedConnection):
 
     def render_event(self, event: str, cursor: str, data: bytes) -> bytes:
         return ws_event(event, cursor, data)
+
+    def render_notice(self, event: bytes, data: bytes) -> bytes:
+        return b'{"event":"' + event + b'","data":' + data + b"}"
 
     def heartbeat(self) -> None:
         return  # WebSocket pings are the server implementation's job

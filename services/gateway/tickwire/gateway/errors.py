@@ -7,7 +7,11 @@
         ├── ForbiddenError            403: the token does not allow these symbols
         ├── TooManyConnectionsError   429: a per-IP or per-subject limit is reached
         ├── NotReadyError             503: the cache is not warm yet (retriable)
-        └── LimitsDownError           503 + Retry-After: Redis is down, fail-closed
+        │   └── RetryLaterError       503 + Retry-After
+        │       ├── LimitsDownError   Redis is down, fail-closed
+        │       ├── OverloadedError   the admission queue is full (tickwire.gateway.admission)
+        │       └── DrainingError     the node is draining before it stops
+        └── RefreshRefusedError       a WebSocket `refresh` refused, with a specific `code`
 
 A cursor from another topic, cluster or generation is not an error: it resumes as a reset.
 """
@@ -23,6 +27,7 @@ class GatewayError(PermanentError):
     """A request the gateway refuses; `status` is the HTTP status to answer with."""
 
     status = 400
+    code: str | None = None  # a machine-readable reason, where clients act on it
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -64,12 +69,8 @@ class NotReadyError(GatewayError):
     retriable = True
 
 
-class LimitsDownError(GatewayError):
-    """The shared connection limits cannot be checked (Redis down) and the policy is
-    fail-closed; retry after `retry_after` seconds."""
-
-    status = 503
-    retriable = True
+class RetryLaterError(NotReadyError):
+    """Not now: retry after `retry_after` seconds (503 with Retry-After)."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
@@ -77,3 +78,32 @@ class LimitsDownError(GatewayError):
 
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(max(1, math.ceil(self.retry_after)))}
+
+
+class LimitsDownError(RetryLaterError):
+    """The shared connection limits cannot be checked (Redis down) and the policy is
+    fail-closed."""
+
+
+class OverloadedError(RetryLaterError):
+    """Too many streams are waiting to start on this node (the admission queue)."""
+
+    code = "overloaded"
+
+
+class DrainingError(RetryLaterError):
+    """The node is draining before it stops: another node serves the stream."""
+
+    code = "draining"
+
+
+class RefreshRefusedError(GatewayError):
+    """A WebSocket `refresh` the gateway refuses; the stream's deadline stays put.
+    Codes: `bad_refresh` (400, no token string), `auth_off` (400), `invalid_token`
+    (401: signature, claims, expired), `subject_mismatch` (403), `scope_narrowed` (403:
+    the new token does not cover the connection's subscriptions)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code

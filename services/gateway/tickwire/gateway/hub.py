@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from tickwire.events.partitioner import partition_for
 from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest, Tally
+from tickwire.gateway.expiry import EXPIRED, WS_TOKEN_EXPIRED, expired_data
 from tickwire.gateway.updates import BAR, QUOTE, Parsed, PartitionBuffer, Update
 
 #: Bar starts whose version is always kept per symbol and interval (however long the
@@ -359,7 +360,8 @@ class FlushLoop:
 
 
 class Janitor:
-    """Runnable: heartbeats, cutting clients that stopped reading, and the gauges."""
+    """Runnable: heartbeats, cutting clients that stopped reading, token deadlines
+    (tickwire.gateway.expiry), and the gauges."""
 
     def __init__(self, hub: Hub, heartbeat_s: float, slow_timeout_s: float) -> None:
         self.hub = hub
@@ -373,11 +375,13 @@ class Janitor:
             await asyncio.sleep(tick)
             self.sweep(time.monotonic())
 
-    def sweep(self, now: float) -> None:
-        """One pass over the connections: cut, heartbeat the idle ones, count."""
+    def sweep(self, now: float, wall: float | None = None) -> None:
+        """One pass over the connections: cut, end expired ones, tell those whose token
+        is about to, heartbeat the idle ones, count. `wall`: time.time() (token `exp`s)."""
         hub = self.hub
         subscriptions = 0
         beat = False
+        wall = time.time() if wall is None else wall
         for conn in list(hub.connections):
             stalled = conn.stalled_since
             if stalled is not None and now - stalled > self.slow_timeout_s:
@@ -387,6 +391,8 @@ class Janitor:
             elif conn.server_closing():
                 metrics.DISCONNECTED.labels("shutdown").inc()
                 conn.cut("shutdown")
+                hub.unregister(conn)
+            elif conn.deadline is not None and self._deadline(conn, wall):
                 hub.unregister(conn)
             else:
                 interest = conn.interest
@@ -402,3 +408,19 @@ class Janitor:
             hub.wake.set()
         if self.gauges:
             metrics.SUBSCRIPTIONS.set(subscriptions)
+
+    def _deadline(self, conn: Connection, wall: float) -> bool:
+        """Act on conn's token deadline; True when the stream ended."""
+        assert conn.deadline is not None
+        step = conn.deadline.due(wall)
+        if step == EXPIRED:
+            metrics.DISCONNECTED.labels("token_expired").inc()
+            final = conn.render_notice(b"error", expired_data())
+            conn.end("token_expired", final, WS_TOKEN_EXPIRED)
+            return True
+        if step is not None:  # NOTICE
+            notice = conn.render_notice(b"token-expiring", conn.deadline.notice_data())
+            conn.backlog.append(notice)
+            self.hub.dirty.add(conn)
+            self.hub.wake.set()
+        return False

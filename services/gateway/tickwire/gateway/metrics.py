@@ -27,6 +27,14 @@ RESUMES = Counter("tickwire_gateway_resumes_total", "Cursor resumes by outcome",
 REFUSED = Counter(
     "tickwire_gateway_refused_total", "Stream requests refused, by HTTP status", ["status"]
 )
+ADMISSIONS = Counter(
+    "tickwire_gateway_admissions_total",
+    "New streams and resumes by admission outcome (immediate, queued, refused)",
+    ["outcome"],
+)
+ADMISSION_QUEUE = Gauge(
+    "tickwire_gateway_admission_queued", "Stream requests waiting for an admission token"
+)
 RECORDS = Counter("tickwire_gateway_records_total", "Kafka records read", ["topic"])
 DELIVERY_LATENCY = Histogram(
     "tickwire_gateway_delivery_latency_seconds",

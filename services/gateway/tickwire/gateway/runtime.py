@@ -7,9 +7,11 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tickwire.gateway.admission import Admission
 from tickwire.gateway.auth import Authenticator, Principal
 from tickwire.gateway.delay import DelayedFeeds
-from tickwire.gateway.errors import NotReadyError
+from tickwire.gateway.drain import Drain
+from tickwire.gateway.errors import DrainingError, NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.querycache import QueryCache
@@ -34,6 +36,22 @@ class Runtime:
     feeds: DelayedFeeds | None = None  # one shared reader per delayed entitlement
     replays: ReplayGate = field(default_factory=lambda: ReplayGate(4))
     shutting_down: asyncio.Event = field(default_factory=asyncio.Event)
+    admission: Admission = field(default_factory=lambda: Admission(0, 1, 0))
+    drain: Drain = field(default_factory=lambda: Drain(0, 2000))
+
+    async def admit(self) -> None:
+        """Wait for this node to admit one more stream (tickwire.gateway.admission);
+        DrainingError once it drains, OverloadedError past the queue bound."""
+        self._serving()
+        await self.admission.admit()
+        self._serving()  # the drain may have begun while this waited
+
+    def _serving(self) -> None:
+        if self.drain.draining:
+            raise DrainingError(
+                "this node is shutting down: reconnect (any node resumes your cursor)",
+                self.settings.gateway_retry_ms / 1000,
+            )
 
     async def ready_hub(self) -> tuple[Hub, Resumer]:
         """The hub once it has caught up with Kafka; NotReadyError after the wait."""

@@ -60,6 +60,21 @@ class GatewaySettings(CommonSettings, RedisSettings):
     )
     gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
     gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")
+    gateway_drain_s: float = Field(
+        10.0, ge=0, description="on SIGTERM, the period the open streams are ended over"
+    )
+    gateway_admission_rate: float = Field(
+        500.0, ge=0, description="new streams and resumes started per second (0: no limit)"
+    )
+    gateway_admission_burst: int = Field(
+        200, ge=1, description="new streams that may start at once before the rate applies"
+    )
+    gateway_admission_queue: int = Field(
+        5000, ge=0, description="new streams that may wait for admission; beyond: 503"
+    )
+    gateway_token_expiry_notice_s: float = Field(
+        30.0, ge=0, description="how long before a token's exp its stream gets `token-expiring`"
+    )
     gateway_write_high_water: int = Field(
         256 * 1024, ge=1024, description="bytes queued in a socket before writes pause"
     )

@@ -9,6 +9,8 @@ path is one concatenation.
 from __future__ import annotations
 
 _LINE_BREAKS = (b"\r\n", b"\r")
+#: The chunk that ends a chunked HTTP/1.1 body (a stream the server ends on purpose).
+LAST_CHUNK = b"0\r\n\r\n"
 
 
 def frame(event: bytes, event_id: bytes, data: bytes) -> bytes:

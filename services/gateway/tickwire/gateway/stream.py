@@ -34,6 +34,7 @@ from starlette.types import Receive, Scope, Send
 from tickwire.gateway import cursor, delay, metrics, replay, sse
 from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
 from tickwire.gateway.errors import GatewayError
+from tickwire.gateway.expiry import Deadline
 from tickwire.gateway.runtime import runtime_of
 from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
 
@@ -56,7 +57,8 @@ _REFUSALS = {
     "403": "symbols the token does not allow",
     "410": "since is older than Kafka retention (the message names the earliest time)",
     "429": "connection limits",
-    "503": "not caught up with Kafka, a delayed feed still starting, or limits down",
+    "503": "not caught up with Kafka, a delayed feed still starting, limits down, the "
+    "admission queue full or the node draining (the last three with Retry-After)",
 }
 #: The OpenAPI entry of this raw ASGI endpoint (the events: docs/asyncapi.yaml).
 OPENAPI_PATH = {
@@ -129,6 +131,7 @@ class StreamEndpoint:
             position = cursor.decode(text) if text else None
             since = replay.parse_since(query["since"]) if "since" in query else None
             delay_s = principal.delay_of(interest)
+            await runtime.admit()  # new streams and resumes, at the node's pace
             hub, resumer = await runtime.hub_for(delay_s)
             plan = None
             if since is not None and position is None:
@@ -176,6 +179,7 @@ class StreamEndpoint:
                 max_pending_bars=settings.gateway_max_pending_bars,
                 delta=delta,
             )
+        conn.deadline = Deadline.of(principal.expires_at, settings.gateway_token_expiry_notice_s)
         metrics.CONNECTIONS.labels("sse").inc()
         writer: asyncio.Task[None] | None = None
         try:

@@ -5,14 +5,22 @@ Client -> server, JSON text messages:
      "cursor": "<optional id to resume from>", "delta": true (quotes as deltas),
      "since": "<optional RFC 3339 time to replay from (a cursor wins over it)>"}
     {"type": "unsubscribe", "symbols": ["AAPL"]}
+    {"type": "refresh", "token": "<a fresh JWT of the same subject>"}
 Server -> client: text messages, each a JSON array of events
     {"event": "snapshot"|"quote"|"delta"|"bar"|"reset"|"replayed", "id": "<cursor>",
      "data": {...}}
     {"event": "subscribed", "data": {"symbols": [...], "outcome": ..., "delay_s": 0}}
     {"event": "unsubscribed", "data": {"symbols": [...]}}
-    {"event": "error", "data": {"status": 400|403, "message": "..."}}
+    {"event": "error", "data": {"status": 400|401|403, "message": "...", "code": "..."}}
+    {"event": "token-expiring", "data": {"exp": ...}}
+    {"event": "refreshed", "data": {"exp": ...}}
 Initial subscriptions may also be given in the query string, as for /v1/stream.
 Authentication happens at the handshake (header or cookie); refusals close with 1008.
+The token's `exp` ends the stream (tickwire.gateway.expiry): `token-expiring` first,
+then at `exp` an `error` with code `token_expired` and close code 4001. A `refresh`
+before that moves the deadline to the new token's `exp`: same subject, and the new
+token must still allow every current subscription; a refused one answers an `error`
+with a code (errors.RefreshRefusedError) and changes nothing.
 A subject with a delayed entitlement gets every subscription of one connection at one
 delay (the first subscription's); a subscription of another delay is refused (400).
 """
@@ -25,12 +33,22 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 
 from tickwire.gateway import cursor, metrics, replay
 from tickwire.gateway.auth import Principal
 from tickwire.gateway.browser import origin_allowed
 from tickwire.gateway.connection import Interest, WebSocketConnection
-from tickwire.gateway.errors import BadRequestError, ForbiddenError, GatewayError
+from tickwire.gateway.errors import (
+    BadRequestError,
+    DrainingError,
+    ForbiddenError,
+    GatewayError,
+    OverloadedError,
+    RefreshRefusedError,
+    UnauthorizedError,
+)
+from tickwire.gateway.expiry import Deadline
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.runtime import Runtime, runtime_of
 from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
@@ -40,6 +58,13 @@ router = APIRouter()
 #: Longest request accepted (a subscription of GATEWAY_MAX_SYMBOLS symbols fits easily).
 #: orjson refuses nesting deeper than 1024 levels, so a parse cannot exhaust the stack.
 MAX_MESSAGE_CHARS = 256 * 1024
+
+
+#: The close reason sent with a close code other than 1000, by why the stream ended.
+CLOSE_REASONS = {
+    "token_expired": "token expired: refresh before exp",
+    "drain": "service restart: reconnect with your cursor",
+}
 
 
 def _control(event: str, data: dict[str, Any]) -> bytes:
@@ -58,9 +83,16 @@ async def websocket_stream(websocket: WebSocket) -> None:
         principal = runtime.auth.authenticate(websocket.headers, websocket.cookies)
         max_rate = max_rate_from(websocket.query_params.get("max_rate"))
         delta = flag_from(websocket.query_params.get("delta"), "delta")
+        await runtime.admit()
         hub, _ = await runtime.ready_hub()
         ip = websocket.client.host if websocket.client else "unknown"
         await runtime.limits.acquire(ip, principal.subject)
+    except (OverloadedError, DrainingError) as exc:  # HTTP 503 + Retry-After, as for SSE
+        metrics.REFUSED.labels(str(exc.status)).inc()
+        await websocket.send_denial_response(
+            JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers())
+        )
+        return
     except GatewayError as exc:
         metrics.REFUSED.labels(str(exc.status)).inc()
         await websocket.close(code=1008, reason=exc.message[:100])
@@ -79,6 +111,9 @@ async def websocket_stream(websocket: WebSocket) -> None:
         max_pending_bars=runtime.settings.gateway_max_pending_bars,
         delta=delta,
     )
+    conn.deadline = Deadline.of(
+        principal.expires_at, runtime.settings.gateway_token_expiry_notice_s
+    )
     metrics.CONNECTIONS.labels("websocket").inc()
     session = _Session(runtime, principal, conn, hub)
     writer = asyncio.create_task(conn.run_writer(lambda: session.hub.tally))
@@ -96,7 +131,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
                     }
                 )
             except GatewayError as exc:  # answered like a request sent as a message
-                session.error(exc.status, exc.message)
+                session.error(exc.status, exc.message, exc.code)
         reader = asyncio.create_task(session.read(websocket))
         await asyncio.wait({reader, writer, conn.done}, return_when=asyncio.FIRST_COMPLETED)
         reader.cancel()
@@ -113,7 +148,8 @@ async def websocket_stream(websocket: WebSocket) -> None:
             conn.cut("client")
         # a client that stopped reading never makes room for the close frame
         with contextlib.suppress(RuntimeError, TimeoutError, WebSocketDisconnect):
-            await asyncio.wait_for(websocket.close(), 1.0)
+            reason = CLOSE_REASONS.get(conn.close_reason, "") if conn.close_code != 1000 else ""
+            await asyncio.wait_for(websocket.close(conn.close_code, reason), 1.0)
 
 
 class _Session:
@@ -153,15 +189,20 @@ class _Session:
                         await self.subscribe(message)
                     elif kind == "unsubscribe":
                         self.unsubscribe(message)
+                    elif kind == "refresh":
+                        self.refresh(message)
                     else:
-                        raise GatewayError("type must be subscribe or unsubscribe")
+                        raise GatewayError("type must be subscribe, unsubscribe or refresh")
                 except orjson.JSONDecodeError:
                     self.error(400, "not JSON")
                 except GatewayError as exc:
-                    self.error(exc.status, exc.message)
+                    self.error(exc.status, exc.message, exc.code)
 
-    def error(self, status: int, message: str) -> None:
-        self.conn.backlog.append(_control("error", {"status": status, "message": message})[1:-1])
+    def error(self, status: int, message: str, code: str | None = None) -> None:
+        data: dict[str, Any] = {"status": status, "message": message}
+        if code is not None:
+            data["code"] = code
+        self.conn.backlog.append(_control("error", data)[1:-1])
         self._wake()
 
     def _wake(self) -> None:
@@ -213,6 +254,42 @@ class _Session:
                 {"symbols": _listed(interest), "outcome": outcome, "delay_s": delay},
             )[1:-1]
         )
+        self._wake()
+
+    def refresh(self, message: dict[str, Any]) -> None:
+        """Renew the connection's token in place (see the module docstring)."""
+        token = message.get("token")
+        if not isinstance(token, str) or not token:
+            raise RefreshRefusedError(400, "bad_refresh", "refresh needs a token string")
+        auth = self.runtime.auth
+        if not auth.enabled or self.conn.deadline is None:
+            raise RefreshRefusedError(400, "auth_off", "auth is off: there is nothing to renew")
+        try:
+            principal = auth.verify(token)
+        except UnauthorizedError as exc:
+            raise RefreshRefusedError(401, "invalid_token", exc.message) from None
+        if principal.subject != self.principal.subject:
+            raise RefreshRefusedError(
+                403, "subject_mismatch", "a refresh must be a token of the same subject"
+            )
+        try:
+            principal.check(self.conn.interest)
+            delay = principal.delay_of(self.conn.interest)
+        except GatewayError as exc:
+            raise RefreshRefusedError(
+                403,
+                "scope_narrowed",
+                f"the new token does not cover this connection's subscriptions: {exc.message}",
+            ) from None
+        if self.delay is not None and delay != self.delay:
+            raise RefreshRefusedError(
+                403, "scope_narrowed", "the new token's delay differs from this connection's"
+            )
+        assert principal.expires_at is not None  # verify requires exp
+        self.principal = principal
+        self.conn.deadline.extend(principal.expires_at)
+        deadline = self.conn.deadline
+        self.conn.backlog.append(self.conn.render_notice(b"refreshed", deadline.notice_data()))
         self._wake()
 
     def unsubscribe(self, message: dict[str, Any]) -> None:
