@@ -14,8 +14,10 @@ Refusals, all before the stream opens:
   time that can be replayed;
 - more records to read than the per-connection budget (`GATEWAY_REPLAY_MAX_RECORDS`,
   counted over the touched partitions): 400 saying how many;
-- `GATEWAY_MAX_REPLAYS` replays already in progress on this instance (each may hold its
-  budget's frames until the hand-over), or Kafka not answering the lookup: 503.
+- `GATEWAY_MAX_REPLAYS` Kafka replays already in progress on this instance (these and
+  cursor resumes reading Kafka share the slots, `resume.ReplayGate`; each may hold up to
+  `GATEWAY_REPLAY_MAX_BYTES` of frames until the hand-over), or Kafka not answering the
+  lookup: 503.
 Any instance can serve any `since`: the offsets come from Kafka, not from memory.
 """
 

@@ -54,8 +54,9 @@ class PastRetentionError(Exception):
     """The cursor points below what Kafka still holds."""
 
 
-class ReplayTooLargeError(Exception):
-    """A Kafka replay would read or hold more than one resume may."""
+class ReplayBoundError(Exception):
+    """A Kafka replay cannot be held within its bounds (no slot free, too many records
+    to read, too many bytes to hold): the resume becomes a reset."""
 
 
 class ReplaysBusyError(GatewayError):
@@ -185,7 +186,7 @@ class Resumer:
             outcome = await self._resume(conn, interest, list(since), tail, claim)
         except PastRetentionError:
             return self._reset(conn, interest, "cursor is past Kafka retention", tail)
-        except ReplayTooLargeError as exc:
+        except ReplayBoundError as exc:
             return self._reset(conn, interest, str(exc), tail)
         except (KafkaError, TimeoutError) as exc:
             log.warning("resume through Kafka failed (%s); sending a reset", exc)
@@ -251,15 +252,15 @@ class Resumer:
         replayed: list[bytes],
     ) -> int | None:
         """The bytes of frames a Kafka read may still add (None: unbounded), once claim
-        holds a slot; ReplayTooLargeError when none is free or the read is too long."""
+        holds a slot; ReplayBoundError when none is free or the read is too long."""
         if claim is None:
             return None
         gate = claim.gate
         if not claim.try_take():
-            raise ReplayTooLargeError("no Kafka replay slot is free on this instance")
+            raise ReplayBoundError("no Kafka replay slot is free on this instance")
         records = sum(self.hub.buffers[s].start - since[s] for s in missing)
         if records > gate.max_records:
-            raise ReplayTooLargeError(f"the replay would read {records} records from Kafka")
+            raise ReplayBoundError(f"the replay would read {records} records from Kafka")
         return gate.max_bytes - sum(map(len, replayed))
 
     async def _end_offsets(self, slots: Sequence[int]) -> dict[int, int]:
@@ -297,7 +298,7 @@ class Resumer:
     ) -> list[bytes]:
         """Frames for the records of `slots` from since[s] up to where the buffer begins;
         advances since[] and vector[] (the ids of the replayed events) as it goes.
-        ReplayTooLargeError once the frames pass `budget` bytes."""
+        ReplayBoundError once the frames pass `budget` bytes."""
         left = budget
         hub = self.hub
         consumer = self.consumer()
@@ -342,7 +343,7 @@ class Resumer:
                             if left is not None:
                                 left -= len(frame)
                                 if left < 0:
-                                    raise ReplayTooLargeError(
+                                    raise ReplayBoundError(
                                         "the replay is larger than one resume may hold"
                                     )
                 for tp, s in list(todo.items()):
