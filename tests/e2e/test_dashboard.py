@@ -14,7 +14,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.helpers import gateway as g
-from tests.helpers.gateway_process import GatewayProcess
+from tests.helpers.dashboard import assert_deltas_match_full_state
+from tests.helpers.gateway_process import GatewayProcess, gateway_env
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
 from tickwire.events.wire import Bar
@@ -112,14 +113,8 @@ async def test_dashboard_shows_updates_and_resumes_after_a_dropped_connection(
     history = await load_day(mongo, ["AAPL", "MSFT", *(f"H{i:03d}" for i in range(50))])
     gateway = GatewayProcess(
         {
-            "TICKWIRE_KAFKA_BOOTSTRAP": kafka_bootstrap,
-            "TICKWIRE_MONGODB_URL": mongodb_url,
-            "TICKWIRE_MONGODB_DB": db_name,
-            "TICKWIRE_TOPIC_UPDATES": topics.updates,
-            "TICKWIRE_TOPIC_BARS": topics.bars,
-            "TICKWIRE_GATEWAY_AUTH": "off",
+            **gateway_env(kafka_bootstrap, mongodb_url, db_name, topics),
             "TICKWIRE_GATEWAY_RETRY_MS": "500",
-            "TICKWIRE_LOG_LEVEL": "WARNING",
         },
         g.free_port(),
         tmp_path / "gateway.log",
@@ -161,6 +156,10 @@ async def test_dashboard_shows_updates_and_resumes_after_a_dropped_connection(
         assert [v for s, v in applied if s == "AAPL"] == [1, 2, 3, 4]  # none lost, none twice
         assert [v for s, v in applied if s == "MSFT"] == [1, 2, 3]
         assert await cell(page, "AAPL", "bid") == f"{g.ticker_state('X', 4).bid:.2f}"
+        # the page streams deltas (AAPL 2 and 4, MSFT 3 came as `delta` events after a
+        # full frame each) and holds exactly the full states
+        assert (await page.evaluate("window.tickwire.deltas"))["applied"] >= 3
+        await assert_deltas_match_full_state(page, ["AAPL", "MSFT"])
     finally:
         await page.close()
         gateway.kill()

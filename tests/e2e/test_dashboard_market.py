@@ -13,6 +13,7 @@ from pydantic import SecretStr
 
 from tests.e2e.test_dashboard import ARGS, CHROMIUM, wait_text
 from tests.helpers import gateway as g
+from tests.helpers.dashboard import assert_deltas_match_full_state
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
 from tests.helpers.tokens import KEY, token
@@ -102,6 +103,8 @@ async def test_dashboard_shows_sessions_halts_delay_and_replays_the_chart(
             await wait_text(live, "MSFT", "status", "")
             await wait_text(live, "MSFT", "session", "open")
             assert "halted" not in (await live.locator("#row-MSFT").get_attribute("class") or "")
+            # MSFT 2 came as a delta (its status removed, its session's phase changed)
+            await assert_deltas_match_full_state(live, ["AAPL", "MSFT"])
 
             # replay the last 15 minutes of AAPL on the chart: the three bars published
             await live.locator("#row-AAPL").click()

@@ -23,6 +23,7 @@ from tests.helpers.infra import Topics
 from tickwire.events import headers as h
 from tickwire.events import types, wire
 from tickwire.gateway.app import create_app
+from tickwire.gateway.runtime import Runtime
 from tickwire.gateway.settings import GatewaySettings
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
@@ -159,6 +160,14 @@ def settings_for(
 @contextlib.asynccontextmanager
 async def running_gateway(settings: GatewaySettings) -> AsyncIterator[str]:
     """Serve a gateway on a real port in this event loop; yields its base URL once ready."""
+    async with serving_gateway(settings) as (url, _):
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def serving_gateway(settings: GatewaySettings) -> AsyncIterator[tuple[str, Runtime]]:
+    """`running_gateway`, also yielding the instance's runtime (its lifespan state), for
+    tests that must hold one of its resources the way a client would."""
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -185,7 +194,7 @@ async def running_gateway(settings: GatewaySettings) -> AsyncIterator[str]:
                 await asyncio.sleep(0.1)
             else:
                 raise TimeoutError("gateway not ready")
-        yield url
+        yield url, server.lifespan.state["gateway"]
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,24 @@ from pathlib import Path
 
 import httpx
 
+from tests.helpers.infra import Topics
+
+
+def gateway_env(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> dict[str, str]:
+    """The environment of a gateway process on a test's own topics and database
+    (anonymous, warnings only)."""
+    return {
+        "TICKWIRE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "TICKWIRE_MONGODB_URL": mongodb_url,
+        "TICKWIRE_MONGODB_DB": db_name,
+        "TICKWIRE_TOPIC_UPDATES": topics.updates,
+        "TICKWIRE_TOPIC_BARS": topics.bars,
+        "TICKWIRE_GATEWAY_AUTH": "off",
+        "TICKWIRE_LOG_LEVEL": "WARNING",
+    }
+
 
 def process_env(settings: dict[str, str]) -> dict[str, str]:
     """Environment variables for a gateway process from settings names (`topic_bars`,

@@ -93,6 +93,19 @@ async def test_every_event_the_gateway_sends_matches_the_document(
             await produce(kafka_bootstrap, topics.updates, [g.update_record("AAPL", 2)])
             await g.until_quotes(replay, {"AAPL": 2})
             seen += replay.events
+        async with g.sse_client(url, f"{path}&delta=1", headers=now) as deltas:
+            await deltas.wait_for(2)  # the snapshots: AAPL 2 (no session) is held
+            # a session appears: sent whole under its name
+            post = wire.SessionInfo(exchange="XNYS", date="2026-11-27", phase="post")
+            await produce(
+                kafka_bootstrap, topics.updates, [g.update_record("AAPL", 3, session=post)]
+            )
+            while "delta" not in [e.event for e in deltas.events]:
+                await deltas.wait_for(len(deltas.events) + 1)
+            delta = next(e.json() for e in deltas.events if e.event == "delta")
+            assert (delta["base"], delta["version"]) == (2, 3)
+            assert delta["set"]["session"]["phase"] == "post"
+            seen += deltas.events
         async with g.sse_client(url, path, headers={**late, "Last-Event-ID": foreign}) as other:
             await other.wait_for(4)  # delayed, reset, two snapshots
             seen += other.events

@@ -103,3 +103,63 @@ async def test_subscribe_unsubscribe_and_resume(
                 "outcome": "buffer",
                 "delay_s": 0.0,
             }
+
+
+async def test_a_large_backlog_is_split_into_messages_below_the_limit(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> None:
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
+    symbols = [f"S{i:02d}" for i in range(40)]
+    # ~3 KB a state: the 40 snapshots (~130 KB) and the 80 replayed quotes need several
+    await produce(
+        kafka_bootstrap, topics.updates, [g.update_record(s, 1, pad=3000) for s in symbols]
+    )
+    settings = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
+    limit = settings.gateway_ws_max_message_bytes
+    assert limit == 64 * 1024
+    subscribe = {"type": "subscribe", "symbols": symbols, "bars": []}
+
+    async def until_subscribed(ws: ClientConnection) -> tuple[list[dict[str, Any]], list[int]]:
+        events: list[dict[str, Any]] = []
+        sizes: list[int] = []
+        while not any(e["event"] == "subscribed" for e in events):
+            message = await asyncio.wait_for(ws.recv(decode=False), 20)
+            sizes.append(len(message))
+            batch = orjson.loads(message)  # every message a whole JSON document
+            assert isinstance(batch, list)
+            events.extend(batch)
+        return events, sizes
+
+    async with g.running_gateway(settings) as url:
+        ws_url = url.replace("http", "ws") + "/v1/ws"
+        async with connect(ws_url, max_size=limit) as ws:
+            await send(ws, **subscribe)
+            events, sizes = await until_subscribed(ws)
+        assert len(sizes) >= 3, sizes
+        assert max(sizes) <= limit, sizes
+        assert [(e["event"], e["data"]["symbol"]) for e in events[:-1]] == [
+            ("snapshot", s) for s in symbols
+        ]
+        cursor = events[-2]["id"]
+        # the gateway reads all 80 before the resume (a watcher, subscribed before they
+        # were produced, saw the last of each symbol): they come from its buffer, every
+        # one, in order, not live (where they could conflate)
+        path = f"/v1/stream?symbols={','.join(symbols)}&bars=none"
+        async with g.sse_client(url, path) as watcher:
+            await watcher.wait_for(len(symbols))
+            await produce(
+                kafka_bootstrap,
+                topics.updates,
+                [g.update_record(s, v, pad=3000) for v in (2, 3) for s in symbols],
+            )
+            await g.until_quotes(watcher, dict.fromkeys(symbols, 3))
+        async with connect(ws_url, max_size=limit) as ws:
+            await send(ws, **subscribe, cursor=cursor)
+            events, sizes = await until_subscribed(ws)
+    assert len(sizes) >= 3, sizes
+    assert max(sizes) <= limit, sizes
+    replayed = [(e["event"], e["data"]["symbol"], e["data"]["version"]) for e in events[:-1]]
+    assert sorted(replayed) == sorted(("quote", s, v) for v in (2, 3) for s in symbols)
+    for s in symbols:
+        assert [v for _, symbol, v in replayed if symbol == s] == [2, 3]
+    assert events[-1]["data"]["outcome"] == "buffer"

@@ -11,32 +11,12 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.helpers.deltas import decode
 from tickwire.gateway.connection import Connection, Tally
 from tickwire.gateway.hub import Hub, Slot
 from tickwire.gateway.updates import QUOTE, Parsed
 
 FIELDS = ["last", "bid", "ask", "volume", "time"]
-
-
-def decode(held: dict[str, Any], event: str, data: dict[str, Any]) -> None:
-    """The client rule: full states replace; a delta applies only on its base."""
-    symbol = data["symbol"]
-    if event in ("snapshot", "quote"):
-        held[symbol] = data
-        return
-    assert event == "delta"
-    state = held[symbol]
-    assert state["version"] == data["base"], "a delta on a version the client does not hold"
-    state = orjson.loads(orjson.dumps(state))
-    for path, value in data["set"].items():
-        parent, _, child = path.partition(".")
-        target, key = (state[parent], child) if child else (state, parent)
-        if value is None:
-            target.pop(key, None)
-        else:
-            target[key] = value
-    state["version"] = data["version"]
-    held[symbol] = state
 
 
 states = st.fixed_dictionaries(

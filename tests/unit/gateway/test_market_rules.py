@@ -12,7 +12,8 @@ from tickwire.gateway.auth import Delays
 from tickwire.gateway.connection import Interest
 from tickwire.gateway.delay import event_time
 from tickwire.gateway.errors import BadRequestError
-from tickwire.gateway.replay import ReplayGate, ReplaysBusyError, parse_since
+from tickwire.gateway.replay import parse_since
+from tickwire.gateway.resume import ReplayGate, ReplaysBusyError
 from tickwire.gateway.updates import BAR, QUOTE
 
 NOW = dt.datetime(2026, 12, 2, 15, 0, tzinfo=dt.UTC)
@@ -128,4 +129,23 @@ def test_the_replay_gate_bounds_replays_in_progress() -> None:
     assert gate.active == 0
     with pytest.raises(BadRequestError), gate.slot():
         raise BadRequestError("a refusal inside the slot")
+    assert gate.active == 0
+
+
+def test_a_claim_holds_at_most_one_slot_until_released() -> None:
+    gate = ReplayGate(1)
+    first, second = gate.claim(), gate.claim()
+    first.take()
+    first.take()  # already held: still one slot
+    assert gate.active == 1
+    assert not second.try_take()
+    with pytest.raises(ReplaysBusyError) as busy:
+        second.take()
+    assert busy.value.headers() == {"Retry-After": "1"}
+    assert busy.value.code == "replays_busy"
+    first.release()
+    first.release()
+    with second:
+        assert second.try_take()
+        assert gate.active == 1
     assert gate.active == 0

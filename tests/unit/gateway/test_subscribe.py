@@ -13,12 +13,13 @@ from tickwire.gateway.connection import Interest
 from tickwire.gateway.errors import (
     BadRequestError,
     ForbiddenError,
+    SubscriptionLimitError,
     TooManyConnectionsError,
     UnauthorizedError,
 )
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.settings import GatewaySettings
-from tickwire.gateway.subscribe import interest_from, max_rate_from
+from tickwire.gateway.subscribe import interest_from, max_rate_from, within_limits
 from tickwire.redis.link import RedisLink
 
 KEY = "test-secret-key-that-is-long-enough-for-hs256-and-also-for-hs512!!"
@@ -149,3 +150,33 @@ async def test_limits_per_ip_and_subject() -> None:
         ("ip", "3.3.3.3"): 1,
         ("subject", "a"): 1,
     }
+
+
+def limits(symbols: int, bar_streams: int) -> GatewaySettings:
+    return GatewaySettings(gateway_max_symbols=symbols, gateway_max_bar_streams=bar_streams)
+
+
+def test_limits_count_what_a_connection_holds_over_its_subscriptions() -> None:
+    held = Interest(frozenset({"AAPL", "MSFT"}), ("BR",), False, frozenset({"1m"}))
+    # a symbol held already counts once; 3 names x 1 interval
+    within_limits(held, Interest(frozenset({"AAPL"}), (), False, frozenset()), limits(3, 3))
+    with pytest.raises(SubscriptionLimitError, match="would hold 4") as symbols:
+        within_limits(held, Interest(frozenset({"GOOG"}), (), False, frozenset()), limits(3, 9))
+    assert (symbols.value.code, symbols.value.status) == ("too_many_symbols", 400)
+    # a new interval applies to every symbol of the connection: 3 names x 2 intervals
+    with pytest.raises(SubscriptionLimitError, match="= 6") as bars:
+        within_limits(held, Interest(frozenset(), (), False, frozenset({"1s"})), limits(9, 5))
+    assert bars.value.code == "too_many_bar_streams"
+    within_limits(held, Interest(frozenset(), (), False, frozenset({"1s"})), limits(9, 6))
+    # "*" counts one name; a first subscription is checked against nothing held
+    empty = Interest(bar_intervals=frozenset())
+    within_limits(empty, Interest(frozenset(), (), True, frozenset({"1m"})), limits(1, 1))
+    with pytest.raises(SubscriptionLimitError):
+        within_limits(empty, Interest(frozenset({"A"}), (), True, frozenset()), limits(1, 1))
+
+
+def test_a_single_subscription_over_the_limit_is_refused_with_its_code() -> None:
+    with pytest.raises(SubscriptionLimitError) as refused:
+        interest_from(["A", "B", "C"], [], None, max_symbols=2)
+    assert refused.value.code == "too_many_symbols"
+    assert refused.value.body() == {"error": refused.value.message, "code": "too_many_symbols"}

@@ -35,8 +35,7 @@ from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.query import router as query_router
 from tickwire.gateway.querycache import QueryCache
 from tickwire.gateway.reader import KafkaReader, discover_slots
-from tickwire.gateway.replay import ReplayGate
-from tickwire.gateway.resume import Resumer
+from tickwire.gateway.resume import ReplayGate, Resumer
 from tickwire.gateway.runtime import Runtime
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.gateway.stream import OPENAPI_PATH as STREAM_OPENAPI
@@ -83,7 +82,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         ),
         redis=redis,
         query_cache=QueryCache(redis, settings),
-        replays=ReplayGate(settings.gateway_max_replays),
+        replays=ReplayGate(
+            settings.gateway_max_replays,
+            settings.gateway_replay_max_records,
+            settings.gateway_replay_max_bytes,
+        ),
         admission=Admission(
             settings.gateway_admission_rate,
             settings.gateway_admission_burst,

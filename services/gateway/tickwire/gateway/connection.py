@@ -46,6 +46,24 @@ class Interest:
         """Whether symbol is part of this interest."""
         return self.everything or symbol in self.symbols or symbol.startswith(self.prefixes)
 
+    def union(self, other: Interest) -> Interest:
+        """Everything either interest asks for (a connection's subscriptions add up)."""
+        return Interest(
+            self.symbols | other.symbols,
+            tuple(dict.fromkeys(self.prefixes + other.prefixes)),
+            self.everything or other.everything,
+            self.bar_intervals | other.bar_intervals,
+        )
+
+    def names(self) -> int:
+        """Symbols and prefixes held (`*` counts one): what GATEWAY_MAX_SYMBOLS bounds."""
+        return len(self.symbols) + len(self.prefixes) + self.everything
+
+    def bar_streams(self) -> int:
+        """(symbol or prefix, interval) pairs whose bars are received: a connection's bar
+        intervals apply to all its symbols."""
+        return self.names() * len(self.bar_intervals)
+
 
 @dataclass
 class Tally:

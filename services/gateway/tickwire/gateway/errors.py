@@ -3,6 +3,7 @@
     PermanentError
     └── GatewayError                  refuses a client request; `status` is the HTTP answer
         ├── BadRequestError           400: malformed input (e.g. a cursor that cannot decode)
+        │   └── SubscriptionLimitError    400 + code: a connection's symbols or bar streams
         ├── UnauthorizedError         401: no valid token
         ├── ForbiddenError            403: the token does not allow these symbols
         ├── TooManyConnectionsError   429: a per-IP or per-subject limit is reached
@@ -33,6 +34,13 @@ class GatewayError(PermanentError):
         super().__init__(message)
         self.message = message
 
+    def body(self) -> dict[str, str]:
+        """The JSON body of the refusal: the message, and the code where there is one."""
+        body = {"error": self.message}
+        if self.code is not None:
+            body["code"] = self.code
+        return body
+
     def headers(self) -> dict[str, str]:
         """HTTP headers to answer with (Retry-After where one is known)."""
         return {}
@@ -42,6 +50,16 @@ class BadRequestError(GatewayError):
     """Malformed client input."""
 
     status = 400
+
+
+class SubscriptionLimitError(BadRequestError):
+    """A subscription would take its connection past a per-connection limit; `code` is
+    `too_many_symbols` (GATEWAY_MAX_SYMBOLS) or `too_many_bar_streams`
+    (GATEWAY_MAX_BAR_STREAMS)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class UnauthorizedError(GatewayError):

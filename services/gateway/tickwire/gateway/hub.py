@@ -251,13 +251,7 @@ class Hub:
     def register(self, conn: Connection, interest: Interest, frames: list[bytes]) -> None:
         """Queue frames and start live delivery, in the same step (nothing in between)."""
         conn.backlog.extend(frames)
-        mine = conn.interest
-        conn.interest = Interest(
-            mine.symbols | interest.symbols,
-            tuple(dict.fromkeys(mine.prefixes + interest.prefixes)),
-            mine.everything or interest.everything,
-            mine.bar_intervals | interest.bar_intervals,
-        )
+        conn.interest = conn.interest.union(interest)
         for symbol in interest.symbols:
             self.by_symbol.setdefault(symbol, set()).add(conn)
         for prefix in interest.prefixes:

@@ -14,17 +14,17 @@ Refusals, all before the stream opens:
   time that can be replayed;
 - more records to read than the per-connection budget (`GATEWAY_REPLAY_MAX_RECORDS`,
   counted over the touched partitions): 400 saying how many;
-- `GATEWAY_MAX_REPLAYS` replays already in progress on this instance (each may hold its
-  budget's frames until the hand-over), or Kafka not answering the lookup: 503.
+- `GATEWAY_MAX_REPLAYS` Kafka replays already in progress on this instance (these and
+  cursor resumes reading Kafka share the slots, `resume.ReplayGate`; each may hold up to
+  `GATEWAY_REPLAY_MAX_BYTES` of frames until the hand-over), or Kafka not answering the
+  lookup: 503.
 Any instance can serve any `since`: the offsets come from Kafka, not from memory.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -58,36 +58,6 @@ class ReplayTooOldError(GatewayError):
 
 class ReplayBudgetError(BadRequestError):
     """The replay would read more records than one connection may."""
-
-
-class ReplaysBusyError(GatewayError):
-    """As many replays as this instance runs at once are in progress (503)."""
-
-    status = 503
-    retriable = True
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
-
-
-class ReplayGate:
-    """Bounds the replays in progress on this instance (memory: each holds up to its
-    budget of frames until the hand-over)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.active = 0
-
-    @contextlib.contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold one replay slot; ReplaysBusyError when none is free."""
-        if self.active >= self.limit:
-            raise ReplaysBusyError(f"{self.limit} replays are in progress here; retry shortly")
-        self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
 
 
 def parse_since(text: str, now: dt.datetime | None = None) -> dt.datetime:

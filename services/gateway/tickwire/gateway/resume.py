@@ -8,14 +8,25 @@ Resume order for the slots the subscription touches:
    or Kafka not answering in time) a `reset` event followed by fresh snapshots.
 The last step that queues frames and registers the connection is synchronous, so live
 updates continue exactly where the replay ends.
+
+A Kafka replay holds its frames in memory until that step, and reads with a consumer
+of its own: every one (a cursor resume falling back to Kafka, a `since=` replay) takes
+one of the instance's `GATEWAY_MAX_REPLAYS` slots (`ReplayGate`) until its hand-over,
+and holds at most `GATEWAY_REPLAY_MAX_BYTES` of frames. No slot free when the stream
+asks: 503 + Retry-After (SSE) or an `error` event (WebSocket), before anything is
+sent. A resume that would read more than `GATEWAY_REPLAY_MAX_RECORDS` records, or hold
+more than its bytes, gets a reset and fresh snapshots instead (so does one whose buffer
+moved on and needs Kafka after all when no slot is free: the stream was already open).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
@@ -23,6 +34,7 @@ from aiokafka.structs import TopicPartition
 
 from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest
+from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.updates import BAR, PARSE_ERRORS, parse
 from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
@@ -42,6 +54,83 @@ class PastRetentionError(Exception):
     """The cursor points below what Kafka still holds."""
 
 
+class ReplayBoundError(Exception):
+    """A Kafka replay cannot be held within its bounds (no slot free, too many records
+    to read, too many bytes to hold): the resume becomes a reset."""
+
+
+class ReplaysBusyError(GatewayError):
+    """As many Kafka replays as this instance runs at once are in progress (503)."""
+
+    status = 503
+    retriable = True
+    code = "replays_busy"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
+class ReplayGate:
+    """Bounds the Kafka replays in progress on this instance (each holds a consumer and
+    up to `max_bytes` of frames until its hand-over) and what one may read."""
+
+    def __init__(
+        self, limit: int, max_records: int = 200_000, max_bytes: int = 32 * 1024 * 1024
+    ) -> None:
+        self.limit = limit
+        self.max_records = max_records
+        self.max_bytes = max_bytes
+        self.active = 0
+
+    def claim(self) -> ReplayClaim:
+        """A subscription's claim, empty until it takes a slot."""
+        return ReplayClaim(self)
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        """Hold one replay slot; ReplaysBusyError when none is free."""
+        with self.claim() as claim:
+            claim.take()
+            yield
+
+
+class ReplayClaim:
+    """One subscription's hold on a replay slot, from the moment it knows it reads Kafka
+    to its hand-over (`release`, or the end of a `with` block)."""
+
+    def __init__(self, gate: ReplayGate) -> None:
+        self.gate = gate
+        self.held = False
+
+    def take(self) -> None:
+        """Hold a slot (already held: nothing); ReplaysBusyError when none is free."""
+        if not self.try_take():
+            limit = self.gate.limit
+            raise ReplaysBusyError(f"{limit} replays are in progress here; retry shortly")
+
+    def try_take(self) -> bool:
+        """Hold a slot if one is free; whether one is held."""
+        gate = self.gate
+        if not self.held and gate.active < gate.limit:
+            gate.active += 1
+            self.held = True
+        return self.held
+
+    def release(self) -> None:
+        """Give the slot back (none held: nothing)."""
+        if self.held:
+            self.held = False
+            self.gate.active -= 1
+
+    def __enter__(self) -> ReplayClaim:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
 class Resumer:
     """Subscribes connections, replaying what they missed when they bring a cursor."""
 
@@ -59,15 +148,33 @@ class Resumer:
         self.timeout_s = timeout_s
         self.security = security
 
+    def reserve(
+        self, claim: ReplayClaim, interest: Interest, position: tuple[int, list[int]] | None
+    ) -> None:
+        """Take claim's replay slot now if resuming from position reads Kafka (a buffer
+        does not reach back to it), so that ReplaysBusyError comes before the stream
+        opens."""
+        if position is None:
+            return
+        hub = self.hub
+        tag, since = position
+        if tag != hub.tag or len(since) != len(hub.slots):
+            return  # a reset: nothing to read
+        if any(not hub.buffers[s].covers(since[s]) for s in hub.touched_slots(interest)):
+            claim.take()
+
     async def subscribe(
         self,
         conn: Connection,
         interest: Interest,
         position: tuple[int, list[int]] | None,
         tail: Tail = _none,
+        claim: ReplayClaim | None = None,
     ) -> str:
         """Queue the right first frames (then `tail()`'s) and register conn; the
-        outcome's name."""
+        outcome's name. A Kafka replay needs claim's slot (taken here if `reserve` did
+        not: none free is a reset) and keeps within its gate's budget; without a claim
+        it is unbounded (models, tests)."""
         hub = self.hub
         if position is None:
             hub.register(conn, interest, hub.snapshot_frames(conn, interest) + tail())
@@ -76,9 +183,11 @@ class Resumer:
         if tag != hub.tag or len(since) != len(hub.slots):
             return self._reset(conn, interest, "cursor from another topic or generation", tail)
         try:
-            outcome = await self._resume(conn, interest, list(since), tail)
+            outcome = await self._resume(conn, interest, list(since), tail, claim)
         except PastRetentionError:
             return self._reset(conn, interest, "cursor is past Kafka retention", tail)
+        except ReplayBoundError as exc:
+            return self._reset(conn, interest, str(exc), tail)
         except (KafkaError, TimeoutError) as exc:
             log.warning("resume through Kafka failed (%s); sending a reset", exc)
             return self._reset(conn, interest, "cursor could not be replayed", tail)
@@ -95,7 +204,12 @@ class Resumer:
         return RESET
 
     async def _resume(
-        self, conn: Connection, interest: Interest, since: list[int], tail: Tail
+        self,
+        conn: Connection,
+        interest: Interest,
+        since: list[int],
+        tail: Tail,
+        claim: ReplayClaim | None,
     ) -> str:
         hub = self.hub
         slots = hub.touched_slots(interest)
@@ -124,8 +238,30 @@ class Resumer:
                 hub.register(conn, interest, replayed + frames + tail())
                 return KAFKA if replayed else BUFFER
             missing = [s for s in slots if not hub.buffers[s].covers(since[s])]
-            replayed.extend(await self._read_kafka(conn, interest, original, since, missing))
+            budget = self._budget(claim, since, missing, replayed)
+            replayed.extend(
+                await self._read_kafka(conn, interest, original, since, missing, budget)
+            )
         raise TimeoutError("buffers kept moving ahead of the Kafka replay")
+
+    def _budget(
+        self,
+        claim: ReplayClaim | None,
+        since: Sequence[int],
+        missing: Sequence[int],
+        replayed: list[bytes],
+    ) -> int | None:
+        """The bytes of frames a Kafka read may still add (None: unbounded), once claim
+        holds a slot; ReplayBoundError when none is free or the read is too long."""
+        if claim is None:
+            return None
+        gate = claim.gate
+        if not claim.try_take():
+            raise ReplayBoundError("no Kafka replay slot is free on this instance")
+        records = sum(self.hub.buffers[s].start - since[s] for s in missing)
+        if records > gate.max_records:
+            raise ReplayBoundError(f"the replay would read {records} records from Kafka")
+        return gate.max_bytes - sum(map(len, replayed))
 
     async def _end_offsets(self, slots: Sequence[int]) -> dict[int, int]:
         consumer = self.consumer()
@@ -158,9 +294,12 @@ class Resumer:
         vector: list[int],
         since: list[int],
         slots: Sequence[int],
+        budget: int | None = None,
     ) -> list[bytes]:
         """Frames for the records of `slots` from since[s] up to where the buffer begins;
-        advances since[] and vector[] (the ids of the replayed events) as it goes."""
+        advances since[] and vector[] (the ids of the replayed events) as it goes.
+        ReplayBoundError once the frames pass `budget` bytes."""
+        left = budget
         hub = self.hub
         consumer = self.consumer()
         await consumer.start()
@@ -201,6 +340,12 @@ class Resumer:
                         frame = self._replay_frame(conn, interest, s, record, head, pieces, newest)
                         if frame is not None:
                             frames.append(frame)
+                            if left is not None:
+                                left -= len(frame)
+                                if left < 0:
+                                    raise ReplayBoundError(
+                                        "the replay is larger than one resume may hold"
+                                    )
                 for tp, s in list(todo.items()):
                     position = await consumer.position(tp)
                     since[s] = max(since[s], min(position, hub.buffers[s].start))

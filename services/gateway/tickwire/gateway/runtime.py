@@ -15,8 +15,7 @@ from tickwire.gateway.errors import DrainingError, NotReadyError
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.limits import ConnectionLimits
 from tickwire.gateway.querycache import QueryCache
-from tickwire.gateway.replay import ReplayGate
-from tickwire.gateway.resume import Resumer
+from tickwire.gateway.resume import ReplayGate, Resumer
 from tickwire.gateway.settings import GatewaySettings
 from tickwire.redis.link import RedisLink
 

@@ -41,7 +41,14 @@ class GatewaySettings(CommonSettings, RedisSettings):
 
     gateway_max_connections_per_ip: int = Field(200, ge=1, description="streams per client IP")
     gateway_max_connections_per_subject: int = Field(20, ge=1, description="streams per subject")
-    gateway_max_symbols: int = Field(1000, ge=1, description="symbols in one subscription")
+    gateway_max_symbols: int = Field(
+        1000, ge=1, description="symbols and prefixes one connection holds, over its subscriptions"
+    )
+    gateway_max_bar_streams: int = Field(
+        2000,
+        ge=0,
+        description="(symbol or prefix, bar interval) pairs one connection receives bars of",
+    )
 
     gateway_flush_ms: float = Field(
         5.0,
@@ -57,6 +64,11 @@ class GatewaySettings(CommonSettings, RedisSettings):
         20_000,
         ge=1,
         description="unsent bars one client may hold (never conflated away); above: cut",
+    )
+    gateway_ws_max_message_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        description="longest WebSocket message sent: a larger backlog is split into several",
     )
     gateway_heartbeat_s: float = Field(15.0, gt=0, description="SSE comment heartbeat period")
     gateway_retry_ms: int = Field(2000, ge=0, description="SSE `retry:` reconnection hint")
@@ -93,10 +105,20 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_replay_max_records: int = Field(
         200_000,
         ge=1,
-        description="most records one connection's replay from `since` may read",
+        description="most records one connection's replay from `since` (400 beyond) or "
+        "its resume through Kafka (a reset beyond) may read",
     )
     gateway_max_replays: int = Field(
-        4, ge=1, description="since= replays in progress at once on one instance (503 beyond)"
+        4,
+        ge=1,
+        description="Kafka replays (since=, and resumes older than the buffer) in progress "
+        "at once on one instance (503 beyond)",
+    )
+    gateway_replay_max_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="most bytes of frames one Kafka replay holds until its hand-over "
+        "(beyond: a reset and fresh snapshots)",
     )
     gateway_max_delays: int = Field(
         8, ge=0, description="distinct entitlement delays served (one shared reader each)"

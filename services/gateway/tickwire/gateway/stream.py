@@ -32,15 +32,29 @@ from starlette.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
 from tickwire.gateway import cursor, delay, metrics, replay, sse
-from tickwire.gateway.connection import Connection, QueuedConnection, TransportConnection
+from tickwire.gateway.connection import (
+    Connection,
+    Interest,
+    QueuedConnection,
+    TransportConnection,
+)
 from tickwire.gateway.errors import GatewayError
 from tickwire.gateway.expiry import Deadline
+from tickwire.gateway.resume import ReplayGate
 from tickwire.gateway.runtime import runtime_of
-from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
+from tickwire.gateway.subscribe import (
+    flag_from,
+    interest_from,
+    max_rate_from,
+    split,
+    within_limits,
+)
 
 log = logging.getLogger(__name__)
 
 RAW_SEND = "tickwire.raw_send"
+#: What a request holds before it knows its runtime: no slot
+NO_CLAIM = ReplayGate(0).claim()
 
 _QUERY = [
     ("symbols", "AAPL,MSFT, or * for every symbol"),
@@ -80,7 +94,8 @@ OPENAPI_PATH = {
                     "description": text,
                     "content": {"application/json": {"schema": {
                         "type": "object", "required": ["error"],
-                        "properties": {"error": {"type": "string"}},
+                        "properties": {"error": {"type": "string"},
+                                       "code": {"type": "string"}},
                     }}},
                 }
                 for status, text in _REFUSALS.items()
@@ -112,9 +127,10 @@ class StreamEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
-        replaying = contextlib.ExitStack()  # a replay's slot, held to its hand-over
+        claim = NO_CLAIM  # a Kafka replay's slot, held to its hand-over
         try:
             runtime = runtime_of(scope)
+            claim = runtime.replays.claim()
             settings = runtime.settings
             query = request.query_params
             interest = interest_from(
@@ -123,6 +139,7 @@ class StreamEndpoint:
                 split(query.get("bars")) if "bars" in query else None,
                 max_symbols=settings.gateway_max_symbols,
             )
+            within_limits(Interest(bar_intervals=frozenset()), interest, settings)
             max_rate = max_rate_from(query.get("max_rate"))
             delta = flag_from(query.get("delta"), "delta")
             principal = runtime.auth.authenticate(request.headers, request.cookies)
@@ -135,19 +152,18 @@ class StreamEndpoint:
             hub, resumer = await runtime.hub_for(delay_s)
             plan = None
             if since is not None and position is None:
-                replaying.enter_context(runtime.replays.slot())  # until the hand-over
+                claim.take()  # until the hand-over
                 plan = await replay.plan(
                     hub, resumer, interest, since, settings.gateway_replay_max_records
                 )
                 position = (hub.tag, plan.positions)
+            resumer.reserve(claim, interest, position)  # busy: 503 before the stream
             ip = request.client.host if request.client else "unknown"
             await runtime.limits.acquire(ip, principal.subject)
         except GatewayError as exc:
-            replaying.close()
+            claim.release()
             metrics.REFUSED.labels(str(exc.status)).inc()
-            response = JSONResponse(
-                {"error": exc.message}, status_code=exc.status, headers=exc.headers()
-            )
+            response = JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
             await response(scope, receive, send)
             return
 
@@ -190,13 +206,13 @@ class StreamEndpoint:
             if delay_s:
                 conn.backlog.append(delay.notice(delay_s))
             tail = replay.tail(hub, conn, plan)
-            outcome = await resumer.subscribe(conn, interest, position, tail)
-            replaying.close()
+            outcome = await resumer.subscribe(conn, interest, position, tail, claim)
+            claim.release()
             if plan is not None:
                 metrics.REPLAYS.labels(outcome).inc()
             await self._until_closed(receive, conn)
         finally:
-            replaying.close()
+            claim.release()
             if writer is not None:
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

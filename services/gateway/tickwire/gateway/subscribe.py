@@ -6,10 +6,14 @@ import re
 from collections.abc import Iterable
 
 from tickwire.gateway.connection import Interest
-from tickwire.gateway.errors import BadRequestError
+from tickwire.gateway.errors import BadRequestError, SubscriptionLimitError
+from tickwire.gateway.settings import GatewaySettings
 
 SYMBOL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/^=-]{0,31}$")
 INTERVAL = re.compile(r"^[1-9][0-9]{0,3}[smhd]$")
+#: SubscriptionLimitError codes
+TOO_MANY_SYMBOLS = "too_many_symbols"
+TOO_MANY_BAR_STREAMS = "too_many_bar_streams"
 
 
 def split(value: str | None) -> list[str]:
@@ -36,8 +40,10 @@ def interest_from(
     starts = tuple(dict.fromkeys(prefixes))
     if not (wanted or starts or everything):
         raise BadRequestError("ask for symbols=A,B, symbols=* or prefix=P")
-    if len(wanted) + len(starts) > max_symbols:
-        raise BadRequestError(f"at most {max_symbols} symbols and prefixes per subscription")
+    if len(wanted) + len(starts) > max_symbols:  # before checking each one
+        raise SubscriptionLimitError(
+            TOO_MANY_SYMBOLS, f"a connection holds at most {max_symbols} symbols and prefixes"
+        )
     for symbol in (*wanted, *starts):
         if not SYMBOL.match(symbol):
             raise BadRequestError(f"not a valid symbol: {symbol[:40]!r}")
@@ -49,6 +55,29 @@ def interest_from(
             if not INTERVAL.match(interval):
                 raise BadRequestError(f"not a valid bar interval: {interval[:20]!r}")
     return Interest(frozenset(wanted), starts, everything, intervals)
+
+
+def within_limits(held: Interest, asked: Interest, settings: GatewaySettings) -> None:
+    """Refuse (SubscriptionLimitError) a subscription that would take a connection past
+    its limits, counted over everything it holds with this one added: symbols and
+    prefixes (GATEWAY_MAX_SYMBOLS), and (symbol or prefix, interval) bar streams
+    (GATEWAY_MAX_BAR_STREAMS). Checked before anything is registered, so a refused
+    subscription leaves the connection's others as they were."""
+    max_symbols, max_bar_streams = settings.gateway_max_symbols, settings.gateway_max_bar_streams
+    merged = held.union(asked)
+    if merged.names() > max_symbols:
+        raise SubscriptionLimitError(
+            TOO_MANY_SYMBOLS,
+            f"a connection holds at most {max_symbols} symbols and prefixes; with this "
+            f"subscription it would hold {merged.names()} (unsubscribe some first)",
+        )
+    if merged.bar_streams() > max_bar_streams:
+        raise SubscriptionLimitError(
+            TOO_MANY_BAR_STREAMS,
+            f"a connection receives bars of at most {max_bar_streams} (symbol, interval) "
+            f"pairs; with this subscription it would be {merged.names()} symbols and "
+            f"prefixes x {len(merged.bar_intervals)} intervals = {merged.bar_streams()}",
+        )
 
 
 def max_rate_from(value: str | None) -> float | None:

@@ -6,12 +6,14 @@ Client -> server, JSON text messages:
      "since": "<optional RFC 3339 time to replay from (a cursor wins over it)>"}
     {"type": "unsubscribe", "symbols": ["AAPL"]}
     {"type": "refresh", "token": "<a fresh JWT of the same subject>"}
-Server -> client: text messages, each a JSON array of events
+Server -> client: text messages, each a JSON array of events, at most
+GATEWAY_WS_MAX_MESSAGE_BYTES (64 KiB) long: a large backlog comes as several, in order
     {"event": "snapshot"|"quote"|"delta"|"bar"|"reset"|"replayed", "id": "<cursor>",
      "data": {...}}
     {"event": "subscribed", "data": {"symbols": [...], "outcome": ..., "delay_s": 0}}
     {"event": "unsubscribed", "data": {"symbols": [...]}}
-    {"event": "error", "data": {"status": 400|401|403, "message": "...", "code": "..."}}
+    {"event": "error", "data": {"status": 400|401|403|503, "message": "...",
+     "code": "too_many_symbols" (where defined), "retry_after": 1 (where known)}}
     {"event": "token-expiring", "data": {"exp": ...}}
     {"event": "refreshed", "data": {"exp": ...}}
 Initial subscriptions may also be given in the query string, as for /v1/stream.
@@ -51,7 +53,13 @@ from tickwire.gateway.errors import (
 from tickwire.gateway.expiry import Deadline
 from tickwire.gateway.hub import Hub
 from tickwire.gateway.runtime import Runtime, runtime_of
-from tickwire.gateway.subscribe import flag_from, interest_from, max_rate_from, split
+from tickwire.gateway.subscribe import (
+    flag_from,
+    interest_from,
+    max_rate_from,
+    split,
+    within_limits,
+)
 
 router = APIRouter()
 
@@ -65,6 +73,27 @@ CLOSE_REASONS = {
     "token_expired": "token expired: refresh before exp",
     "drain": "service restart: reconnect with your cursor",
 }
+
+
+def messages(events: list[bytes], limit: int) -> list[bytes]:
+    """Events (JSON objects) as JSON arrays of at most `limit` bytes each, in order: a
+    large backlog (snapshots, a replay) goes out as several messages, each a whole JSON
+    document, below what common clients accept (browsers' and proxies' defaults are
+    around 64 KiB-1 MiB). An event longer than the limit by itself (only a record value
+    near the 64 KiB record limit) goes alone."""
+    out: list[bytes] = []
+    batch: list[bytes] = []
+    size = 1  # "["
+    for event in events:
+        extra = len(event) + 1  # its comma, or the closing "]"
+        if batch and size + extra > limit:
+            out.append(b"[" + b",".join(batch) + b"]")
+            batch, size = [], 1
+        batch.append(event)
+        size += extra
+    if batch:
+        out.append(b"[" + b",".join(batch) + b"]")
+    return out
 
 
 def _control(event: str, data: dict[str, Any]) -> bytes:
@@ -99,8 +128,11 @@ async def websocket_stream(websocket: WebSocket) -> None:
         return
     await websocket.accept()
 
+    limit = runtime.settings.gateway_ws_max_message_bytes
+
     async def send_frames(frames: list[bytes]) -> None:
-        await websocket.send_text((b"[" + b",".join(frames) + b"]").decode())
+        for message in messages(frames, limit):
+            await websocket.send_text(message.decode())
 
     conn = WebSocketConnection(
         send_frames,
@@ -131,7 +163,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
                     }
                 )
             except GatewayError as exc:  # answered like a request sent as a message
-                session.error(exc.status, exc.message, exc.code)
+                session.refuse(exc)
         reader = asyncio.create_task(session.read(websocket))
         await asyncio.wait({reader, writer, conn.done}, return_when=asyncio.FIRST_COMPLETED)
         reader.cancel()
@@ -194,14 +226,18 @@ class _Session:
                     else:
                         raise GatewayError("type must be subscribe, unsubscribe or refresh")
                 except orjson.JSONDecodeError:
-                    self.error(400, "not JSON")
+                    self.refuse(BadRequestError("not JSON"))
                 except GatewayError as exc:
-                    self.error(exc.status, exc.message, exc.code)
+                    self.refuse(exc)
 
-    def error(self, status: int, message: str, code: str | None = None) -> None:
-        data: dict[str, Any] = {"status": status, "message": message}
-        if code is not None:
-            data["code"] = code
+    def refuse(self, exc: GatewayError) -> None:
+        """Answer a refused request with an `error` event (its code where there is one)."""
+        data: dict[str, Any] = {"status": exc.status, "message": exc.message}
+        if exc.code is not None:
+            data["code"] = exc.code
+        retry_after = exc.headers().get("Retry-After")
+        if retry_after is not None:
+            data["retry_after"] = int(retry_after)
         self.conn.backlog.append(_control("error", data)[1:-1])
         self._wake()
 
@@ -218,6 +254,8 @@ class _Session:
             _strings(message.get("bars")) if message.get("bars") is not None else None,
             max_symbols=self.runtime.settings.gateway_max_symbols,
         )
+        # counted over the connection's subscriptions: checked before anything changes
+        within_limits(self.conn.interest, interest, self.runtime.settings)
         self.principal.check(interest)
         if "delta" in message:  # the connection's mode, from its next frames on
             self.conn.set_delta(flag_from(message["delta"], "delta"))
@@ -234,17 +272,18 @@ class _Session:
                 f"symbols of a {delay:g} s delay on another connection"
             )
         hub, resumer = await self.runtime.hub_for(delay)
-        with contextlib.ExitStack() as replaying:  # a replay's slot, held to its hand-over
+        with self.runtime.replays.claim() as claim:  # a Kafka replay's, to its hand-over
             plan = None
             if since is not None and position is None:
-                replaying.enter_context(self.runtime.replays.slot())
+                claim.take()
                 plan = await replay.plan(
                     hub, resumer, interest, since, self.runtime.settings.gateway_replay_max_records
                 )
                 position = (hub.tag, plan.positions)
+            resumer.reserve(claim, interest, position)  # busy: an error, nothing changed
             self.delay, self.hub = delay, hub
             outcome = await resumer.subscribe(
-                self.conn, interest, position, replay.tail(hub, self.conn, plan)
+                self.conn, interest, position, replay.tail(hub, self.conn, plan), claim
             )
         if plan is not None:
             metrics.REPLAYS.labels(outcome).inc()

@@ -2,7 +2,9 @@
 // No build step, no third-party code. Query string: ?symbols=AAPL,MSFT (default: all).
 // Shows each symbol's exchange session phase and trading halts (fields absent on older
 // records: blank), marks a delayed stream (the gateway's `delayed` event), and replays
-// the chart's last N minutes through `since=` on a second stream.
+// the chart's last N minutes through `since=` on a second stream. The live stream asks
+// for field-level deltas (`delta=1`, services/gateway/README.md): after a symbol's full
+// state, its quotes come as `delta` events applied to the state held.
 "use strict";
 
 const params = new URLSearchParams(location.search);
@@ -13,12 +15,13 @@ const chart = { symbol: null, bars: new Map() };  // start -> bar
 const replay = { source: null, updates: 0 };
 let delayS = 0;  // the stream's delay, seconds (0: real time)
 const log = [];               // [symbol, version] applied, for tests and debugging
+const deltas = { applied: 0, resyncs: 0 };  // deltas applied; reconnects a base forced
 let lastEventId = "";
 let opened = 0;
 let source = null;
 let retryTimer = null;
 window.tickwire = {
-  state, log, chart, replay, delay: () => delayS, reconnects: () => Math.max(0, opened - 1),
+  state, log, chart, replay, deltas, delay: () => delayS, reconnects: () => Math.max(0, opened - 1),
 };
 
 const fmt = (v, digits = 2) => (v === undefined || v === null ? "" : Number(v).toFixed(digits));
@@ -78,6 +81,24 @@ function applyState(s, flash) {
     void tr.offsetWidth;  // restart the animation
     tr.classList.add(s.last > held.last ? "flash-up" : "flash-down");
   }
+}
+
+// A delta event: `set` maps a field path ("last", or "session.phase" one level down) to
+// its new value, null meaning the field is gone; `version` replaces the held version.
+// It applies only to the state of version `base`; null when this page holds another.
+function applyDelta(held, delta) {
+  if (!held || held.version !== delta.base) return null;
+  const next = structuredClone(held);
+  for (const [path, value] of Object.entries(delta.set)) {
+    const dot = path.indexOf(".");
+    const target = dot < 0 ? next : next[path.slice(0, dot)];
+    if (typeof target !== "object" || target === null) return null;
+    const key = dot < 0 ? path : path.slice(dot + 1);
+    if (value === null) delete target[key];
+    else target[key] = value;
+  }
+  next.version = delta.version;
+  return next;
 }
 
 function showSession(tr, session) {
@@ -220,7 +241,7 @@ function drawChart() {
 
 function connect() {
   clearTimeout(retryTimer);
-  let url = `/v1/stream?symbols=${encodeURIComponent(symbols)}&bars=1m`;
+  let url = `/v1/stream?symbols=${encodeURIComponent(symbols)}&bars=1m&delta=1`;
   // the browser resends Last-Event-ID by itself on its own reconnects; after a
   // connection it gave up on, we reconnect and pass the cursor in the query
   if (lastEventId) url += `&last_event_id=${encodeURIComponent(lastEventId)}`;
@@ -243,6 +264,20 @@ function connect() {
   };
   source.addEventListener("snapshot", track((s) => applyState(s, false)));
   source.addEventListener("quote", track((s) => applyState(s, true)));
+  source.addEventListener("delta", (event) => {
+    const delta = JSON.parse(event.data);
+    const next = applyDelta(state.get(delta.symbol), delta);
+    if (next === null) {
+      // not the state it applies to: never guess, resume after the last event applied
+      deltas.resyncs += 1;
+      source.close();
+      connect();
+      return;
+    }
+    if (event.lastEventId) lastEventId = event.lastEventId;
+    deltas.applied += 1;
+    applyState(next, true);
+  });
   source.addEventListener("bar", track(applyBar));
   source.addEventListener("delayed", (event) => setDelay(JSON.parse(event.data).delay_s));
   source.addEventListener("reset", track(() => {
