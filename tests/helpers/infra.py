@@ -12,10 +12,12 @@ Every part is real: there is no in-memory stand-in anywhere.
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tickwire.devstack.paths import cache_dir, default_stack_dir
 from tickwire.devstack.stack import Stack
@@ -65,14 +67,17 @@ def _from_launcher() -> Iterator[Endpoints]:
             info.bootstrap_servers, info.mongodb_url, "launcher (shared stack)", stack=shared
         )
         return
-    private = Stack(cache_dir() / "stack-test")
-    info = private.up()
+    # a directory of this session's own: two sessions on one machine (two checkouts, a
+    # bench beside the tests) once shared one and stopped or misread each other's stack
+    root = Path(tempfile.mkdtemp(prefix="stack-test-", dir=cache_dir()))
+    private = Stack(root)
     try:
+        info = private.up()
         yield Endpoints(
             info.bootstrap_servers, info.mongodb_url, "launcher (test stack)", stack=private
         )
     finally:
-        private.down()
+        private.down(wipe=True)
 
 
 @contextmanager

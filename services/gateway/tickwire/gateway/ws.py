@@ -119,7 +119,7 @@ async def websocket_stream(websocket: WebSocket) -> None:
     except (OverloadedError, DrainingError) as exc:  # HTTP 503 + Retry-After, as for SSE
         metrics.REFUSED.labels(str(exc.status)).inc()
         await websocket.send_denial_response(
-            JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers())
+            JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers())
         )
         return
     except GatewayError as exc:
