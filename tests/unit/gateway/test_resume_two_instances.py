@@ -132,7 +132,9 @@ class ModelResumer(Resumer):
         vector: list[int],
         since: list[int],
         slots: Sequence[int],
+        budget: int | None = None,  # the model's resumes hold no replay slot: unbounded
     ) -> list[bytes]:
+        assert budget is None
         await asyncio.sleep(0)
         frames: list[bytes] = []
         newest: dict[str, int] = {}

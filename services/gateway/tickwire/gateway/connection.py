@@ -145,14 +145,16 @@ class Connection:
         if sent is not None and update.version <= sent.version:
             return None
         self.sent[update.symbol] = update
-        raised = self._raised_frame(update)
-        if raised is not None:
-            return raised
-        if sent is None:
-            return self.shared(update)  # nothing to apply a delta to: the full state
-        if sent.version == update.base:
+        raised = self._raised_id(update) if self.floor is not None else None
+        if sent is None:  # nothing to apply a delta to: the full state
+            if raised is not None:
+                return self.render_event(update.kind, raised, update.value)
+            return self.shared(update)
+        if raised is None and sent.version == update.base:
             return self.shared_delta(update)  # the common case: built once in the hub
-        return self.render_event(DELTA, update.cursor, update.delta_against(sent))
+        # after a resume (an id raised to the floor) or past a conflated version: a
+        # delta of this connection's own
+        return self.render_event(DELTA, raised or update.cursor, update.delta_against(sent))
 
     def set_delta(self, on: bool) -> None:
         """The connection's mode from its next frames on; a switch forgets what was sent,
