@@ -11,6 +11,11 @@ the listener's JAAS configuration. Brokers talk to each other over the same list
 as user `broker` (SCRAM-SHA-512). The KRaft controller listener stays PLAINTEXT on
 127.0.0.1: it is reachable only from this machine (docs/operations.md says what to do
 in production).
+
+A proxied stack (`tickwire-stack up --proxied`, toxiproxy.py) gives each node a proxy
+port: the client listener still binds the node's own port, but advertises the proxy's,
+so clients (and the other brokers: replication crosses the proxies too) that bootstrap
+through the proxy stay behind it, where the fault tests add their toxics.
 """
 
 from __future__ import annotations
@@ -51,10 +56,13 @@ class KafkaNode:
     node_id: int
     port: int
     controller_port: int
+    proxy_port: int = 0  # a proxied stack's Toxiproxy listener in front of `port`
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where clients reach this node, and what it advertises: its proxy's address
+        on a proxied stack, its own listener otherwise."""
+        return f"127.0.0.1:{self.proxy_port or self.port}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ def server_properties(
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
             f"listeners={client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners={client}://127.0.0.1:{node.port}",
+            f"advertised.listeners={client}://{node.address}",
             "controller.listener.names=CONTROLLER",
             f"inter.broker.listener.name={client}",
             f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
