@@ -251,11 +251,14 @@ def wait_ready(
     log: Path,
     timeout: float = 90.0,
     options: dict[str, Any] | None = None,
+    listener: str | None = None,
 ) -> None:
     """Block until a metadata request lists every broker, or raise StartupError.
-    `options`: the client's security (`KafkaSecurity.options()`) on a secure stack."""
+    `options`: the client's security (`KafkaSecurity.options()`) on a secure stack;
+    `listener`: the first broker's own address when bootstrap is a proxy in front of it
+    (which accepts connections before the broker does)."""
     deadline = time.monotonic() + timeout
-    first = bootstrap.split(",")[0]
+    first = listener or bootstrap.split(",")[0]
     host, port = first.rsplit(":", 1)
     while time.monotonic() < deadline:
         if procs.port_open(host, int(port)) and asyncio.run(

@@ -275,6 +275,7 @@ class Stack:
                 len(info.kafka_nodes),
                 self.kafka_dir(info.kafka_nodes[0]["node_id"]) / "kafka.log",
                 options=self.kafka_security().options(),
+                listener=f"127.0.0.1:{info.kafka_nodes[0]['port']}",
             )
             ferretdb.wait_ready(
                 info.mongodb_url,
@@ -364,7 +365,11 @@ class Stack:
         procs.spawn(argv, d / "kafka.log", d / "kafka.pid", cwd=d)
         if wait:
             kafka.wait_ready(
-                node.address, 1, d / "kafka.log", options=self.kafka_security().options()
+                node.address,
+                1,
+                d / "kafka.log",
+                options=self.kafka_security().options(),
+                listener=f"127.0.0.1:{node.port}",
             )
 
     def stop_kafka_node(self, node_id: int, kill: bool = False) -> None:
