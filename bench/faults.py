@@ -223,8 +223,15 @@ async def pipeline(
     }
     run = Pipeline(stack, info, env, root / "run", db, topics, tape)
     try:
-        for name in ("ingest", "processora", "processorb", "gatewaya", "gatewayb"):
-            await asyncio.to_thread(run.start, name)
+        # started together (each waits until ready in its own thread): on a busy machine
+        # one after the other costs a minute; every start ends before a failure is raised
+        names = ("ingest", "processora", "processorb", "gatewaya", "gatewayb")
+        started = await asyncio.gather(
+            *(asyncio.to_thread(run.start, name) for name in names), return_exceptions=True
+        )
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
         yield run
     finally:
         await asyncio.to_thread(run.stop_all)
