@@ -1,5 +1,5 @@
 """The fault report: `python -m bench.faults` (`make faults`; FAULTS_QUICK=1 for a short run,
-FAULTS_SCENARIOS=processor,gateway to choose).
+FAULTS_SCENARIOS=network,gateway to choose; the others keep their last figures).
 
 Each scenario runs the real pipeline on a private stack: one ingest, two processors (one
 consumer group), two gateways; a producer posts a known tape of trades over HTTP in
@@ -18,12 +18,23 @@ acknowledged ids and `volume` their summed sizes.
     duplicated     effects applied twice (MongoDB trades above the reference) and SSE
                    updates a client received twice or out of order
     backwards      per symbol, a ticker.updates version below an earlier one
+    updates_final_version_wrong  symbols whose last ticker.updates version is not the
+                   reference's (the processor publishes one update per symbol per
+                   batch, and the gateway conflates a client's unsent quotes, so
+                   versions in between may be skipped: `sse_conflated` counts them)
+    log_copies_beyond_posts  copies of an id in ticks.raw beyond the requests that
+                   carried it (0: Kafka's own retries never duplicate; an id is in the
+                   log twice only when the producer posted it again after a 503)
     first_update_after_fault_s  from the end of the fault to the first new update on
                    every client
+    sse_resets     resumes the gateway answered with a `reset` and fresh snapshots
+                   instead of the missed updates (a gap the client is told about)
     settled_s      from the last acknowledged post to every effect visible on every
                    client and in MongoDB
     responses      ingest's answers by status (503 is the documented "retry": a 202 is
-                   never given for what Kafka did not take); `5xx_other` must be 0;
+                   never given for what Kafka did not take, and it carries
+                   Retry-After); `5xx_other` (any other 5xx, and a 503 without
+                   Retry-After) must be 0;
                    `responses_below_min_isr`: requests sent and answered while two of
                    three brokers were down (must hold no 202)
 
@@ -31,14 +42,20 @@ Scenarios (issue 11): `broker` — three brokers (RF 3, min ISR 2): the leader o
 ticks.raw partition SIGKILLed and restarted repeatedly, then two brokers stopped (ingest
 must answer 503, never 202) and restarted; `processor` — one processor SIGKILLed and
 restarted, the other SIGSTOPped and resumed; `gateway` — a gateway SIGKILLed with its
-clients connected (they resume on the other); `store` — FerretDB killed and restarted.
-Not here yet: Toxiproxy network faults, slow-client isolation, the 30-minute soak.
+clients connected (they resume on the other); `store` — FerretDB killed and restarted;
+`network` — Kafka reachable only through Toxiproxy (`tickwire-stack up --proxied`: the
+broker advertises the proxy), and between every service and the broker, one after the
+other: 200 ms ± 50 ms latency each way, a 16 KB/s bandwidth limit per connection, every
+connection reset 500 ms after it opens, then a timeout (no data passes, Kafka is
+unreachable), then every toxic removed; one SSE client also leaves and resumes with
+its cursor every half step. Not here yet: slow-client isolation, the 30-minute soak.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -65,11 +82,39 @@ from tickwire.devstack.stack import Stack, StackInfo
 from tickwire.events import headers as h
 
 QUICK = os.environ.get("FAULTS_QUICK") == "1"
-SYMBOLS = [f"F{i:02d}" for i in range(8 if QUICK else 20)]
-EVENTS = 1_200 if QUICK else 12_000
 BATCH = 20
-RATE = 200.0 if QUICK else 400.0  # events per second posted
 CLIENTS = 3
+
+
+@dataclass(frozen=True)
+class Tape:
+    """The known tape a scenario posts: at least `events` trades over `symbols` at `rate`
+    per second (more while the fault lasts); `phase_s` sets how long each step of a
+    fault lasts where a scenario has steps (network)."""
+
+    symbols: tuple[str, ...]
+    events: int
+    rate: float
+    phase_s: float
+
+    def event(self, i: int) -> dict[str, Any]:
+        """The tape's i-th trade (event time: now, as it is posted)."""
+        return {
+            "type": "trade",
+            "id": f"t{i}",
+            "symbol": self.symbols[i % len(self.symbols)],
+            "price": 100.0 + (i % 13) / 10,
+            "size": float(1 + i % 9),
+            "time": _iso(time.time() - 0.5),
+        }
+
+
+TAPE = Tape(
+    symbols=tuple(f"F{i:02d}" for i in range(8 if QUICK else 20)),
+    events=1_200 if QUICK else 12_000,
+    rate=200.0 if QUICK else 400.0,
+    phase_s=3.0 if QUICK else 8.0,
+)
 DOC = Path(__file__).parents[1] / "docs" / "reliability.md"
 
 
@@ -78,6 +123,7 @@ class Tally:
     """What the producer saw."""
 
     acked: dict[str, float] = field(default_factory=dict)  # id -> size
+    posted: Counter[str] = field(default_factory=Counter)  # id -> requests that carried it
     symbol_of: dict[str, str] = field(default_factory=dict)
     responses: Counter[str] = field(default_factory=Counter)
     during_outage: Counter[str] = field(default_factory=Counter)  # sent+answered below ISR
@@ -87,10 +133,14 @@ class Tally:
 
 @dataclass
 class Client:
-    """One SSE subscriber: every quote version received, per symbol, in order."""
+    """One SSE subscriber: every quote version received, per symbol, in order. With
+    `resume_every_s`, it also leaves its stream that often on its own and resumes with
+    its cursor on the other gateway."""
 
     versions: dict[str, list[int]] = field(default_factory=dict)
+    resume_every_s: float | None = None
     reconnects: int = 0
+    resets: int = 0  # `reset` events: a cursor the gateway could not resume
     last_id: str | None = None
     arrivals: list[float] = field(default_factory=list)
 
@@ -103,6 +153,7 @@ class Pipeline:
     run_dir: Path
     db: str
     topics: dict[str, str]
+    tape: Tape
     pid_files: dict[str, Path] = field(default_factory=dict)
     specs: dict[str, ServiceSpec] = field(default_factory=dict)
 
@@ -139,10 +190,14 @@ class Pipeline:
 
 
 @contextlib.asynccontextmanager
-async def pipeline(root: Path, brokers: int) -> AsyncIterator[Pipeline]:
+async def pipeline(
+    root: Path, brokers: int, tape: Tape, proxied: bool = False
+) -> AsyncIterator[Pipeline]:
+    """The private stack (Kafka behind Toxiproxy when `proxied`) and the five services."""
     stack = Stack(root / "stack")
     # the launcher waits with asyncio.run: outside this event loop
-    info = await asyncio.to_thread(stack.up, brokers=brokers, partitions=3)
+    up = functools.partial(stack.up, brokers=brokers, partitions=3, proxied=proxied)
+    info = await asyncio.to_thread(up)
     tag = uuid.uuid4().hex[:8]
     topics = {
         k: f"f-{tag}.{k}" for k in ("ticks.raw", "ticker.updates", "ticker.bars", "late", "dlq")
@@ -166,26 +221,21 @@ async def pipeline(root: Path, brokers: int) -> AsyncIterator[Pipeline]:
         "TICKWIRE_LOG_LEVEL": "WARNING",
         "TICKWIRE_SESSION_TIMEOUT_MS": "6000",
     }
-    run = Pipeline(stack, info, env, root / "run", db, topics)
+    run = Pipeline(stack, info, env, root / "run", db, topics, tape)
     try:
-        for name in ("ingest", "processora", "processorb", "gatewaya", "gatewayb"):
-            await asyncio.to_thread(run.start, name)
+        # started together (each waits until ready in its own thread): on a busy machine
+        # one after the other costs a minute; every start ends before a failure is raised
+        names = ("ingest", "processora", "processorb", "gatewaya", "gatewayb")
+        started = await asyncio.gather(
+            *(asyncio.to_thread(run.start, name) for name in names), return_exceptions=True
+        )
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
         yield run
     finally:
         await asyncio.to_thread(run.stop_all)
         await asyncio.to_thread(stack.down)
-
-
-def event(i: int) -> dict[str, Any]:
-    """The tape's i-th trade (event time: now, as it is posted)."""
-    return {
-        "type": "trade",
-        "id": f"t{i}",
-        "symbol": SYMBOLS[i % len(SYMBOLS)],
-        "price": 100.0 + (i % 13) / 10,
-        "size": float(1 + i % 9),
-        "time": _iso(time.time() - 0.5),
-    }
 
 
 def _iso(t: float) -> str:
@@ -195,20 +245,24 @@ def _iso(t: float) -> str:
 
 
 async def produce(run: Pipeline, tally: Tally) -> None:
-    """Post the tape at RATE, at least EVENTS and until the fault is over."""
+    """Post the tape at its rate, at least its events and until the fault is over."""
+    tape = run.tape
     async with httpx.AsyncClient(base_url=run.url("ingest"), timeout=30) as client:
         started = time.monotonic()
         i = 0
-        while i < EVENTS or not tally.fault_over.is_set():
-            batch = [event(j) for j in range(i, i + BATCH)]
+        while i < tape.events or not tally.fault_over.is_set():
+            batch = [tape.event(j) for j in range(i, i + BATCH)]
             # post at the tape's rate, whatever happens to the pipeline
-            await asyncio.sleep(max(0.0, started + i / RATE - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + i / tape.rate - time.monotonic()))
             i += BATCH
             while True:
                 below_min_isr = tally.outage  # when the request was sent
+                tally.posted.update(e["id"] for e in batch)
                 try:
                     resp = await client.post("/v1/events:batch", json=batch)
                     status = resp.status_code
+                    if status == 503 and "retry-after" not in resp.headers:
+                        tally.responses["503_without_retry_after"] += 1
                 except httpx.HTTPError:
                     status = 0
                 tally.responses[str(status)] += 1
@@ -222,8 +276,10 @@ async def produce(run: Pipeline, tally: Tally) -> None:
                 await asyncio.sleep(0.2)  # the same batch again, the same ids
 
 
-async def subscribe(urls: list[str], client: Client, stop: asyncio.Event) -> None:
-    path = "/v1/stream?bars=none&symbols=" + ",".join(SYMBOLS)
+async def subscribe(
+    urls: list[str], symbols: tuple[str, ...], client: Client, stop: asyncio.Event
+) -> None:
+    path = "/v1/stream?bars=none&symbols=" + ",".join(symbols)
     turn = 0
     while not stop.is_set():
         url = urls[turn % len(urls)]
@@ -237,6 +293,7 @@ async def subscribe(urls: list[str], client: Client, stop: asyncio.Event) -> Non
                 if resp.status_code != 200:
                     raise httpx.HTTPError(f"status {resp.status_code}")
                 event, eid, data = "", "", ""
+                leave_at = time.monotonic() + (client.resume_every_s or float("inf"))
                 async for line in resp.aiter_lines():
                     if line.startswith("event:"):
                         event = line[6:].strip()
@@ -245,6 +302,8 @@ async def subscribe(urls: list[str], client: Client, stop: asyncio.Event) -> Non
                     elif line.startswith("data:"):
                         data = line[5:].strip()
                     elif not line and data:
+                        if event == "reset":  # the cursor could not be resumed
+                            client.resets += 1
                         if event in ("snapshot", "quote"):
                             state = orjson.loads(data)
                             client.versions.setdefault(state["symbol"], []).append(state["version"])
@@ -252,11 +311,26 @@ async def subscribe(urls: list[str], client: Client, stop: asyncio.Event) -> Non
                         if eid:
                             client.last_id = eid
                         event, eid, data = "", "", ""
+                        if time.monotonic() > leave_at:
+                            break
         except (httpx.HTTPError, OSError):
             pass
         if not stop.is_set():
             client.reconnects += 1
             await asyncio.sleep(0.3)
+
+
+async def advertised(bootstrap: str) -> set[str]:
+    """The broker addresses a client that bootstraps here is told to use."""
+    from tickwire.kafka.clients import make_admin
+
+    admin = make_admin(bootstrap)
+    await admin.start()
+    try:
+        cluster = await admin.describe_cluster()
+    finally:
+        await admin.close()
+    return {f"{b['host']}:{b['port']}" for b in cluster["brokers"]}
 
 
 async def read_topic(bootstrap: str, topic: str) -> list[Any]:
@@ -339,23 +413,73 @@ async def fault_broker(run: Pipeline, tally: Tally) -> float:
     return time.monotonic()
 
 
-SCENARIOS: dict[str, tuple[int, Fault]] = {
-    "broker": (3, fault_broker),
-    "processor": (1, fault_processor),
-    "gateway": (1, fault_gateway),
-    "store": (1, fault_store),
+#: The network scenario's steps, one after the other on every Kafka proxy (each proxy
+#: sits between every service and one broker): (toxic type, stream, attributes).
+#: Latency is added each way; the bandwidth limit is per connection, in KB/s, below what
+#: the tape's fetches need; reset_peer resets every connection 500 ms after it opens
+#: (or after the toxic arrives); timeout passes no data and never closes, so Kafka is
+#: unreachable while it lasts and ingest's publish timeout must answer 503.
+NETWORK_STEPS: list[tuple[str, str, dict[str, float]]] = [
+    ("latency", "downstream", {"latency": 200, "jitter": 50}),
+    ("latency", "upstream", {"latency": 200, "jitter": 50}),
+    ("bandwidth", "downstream", {"rate": 16}),
+    ("reset_peer", "upstream", {"timeout": 500}),
+    ("timeout", "upstream", {"timeout": 0}),
+]
+
+
+async def fault_network(run: Pipeline, tally: Tally) -> float:
+    """Each of NETWORK_STEPS for `phase_s` on every Kafka proxy (the two latency steps
+    together), then every toxic removed."""
+    server = run.stack.toxiproxy()
+    proxies = [p.name for p in run.stack.kafka_proxies()]
+    api = server.api()
+    try:
+        await asyncio.sleep(run.tape.phase_s / 2)  # traffic flows before the first toxic
+        for kind, stream, attributes in NETWORK_STEPS:
+            for proxy in proxies:
+                await asyncio.to_thread(api.add_toxic, proxy, kind, attributes, stream=stream)
+            if kind == "latency" and stream == "downstream":
+                continue  # the upstream half joins it at once
+            await asyncio.sleep(run.tape.phase_s)
+            await asyncio.to_thread(api.reset)  # removes every toxic of every proxy
+        return time.monotonic()
+    finally:
+        api.close()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A fault and the stack it needs."""
+
+    fault: Fault
+    brokers: int = 1
+    proxied: bool = False  # Kafka only through Toxiproxy
+    resuming_client: bool = False  # one SSE client leaves and resumes every phase_s / 2
+
+
+SCENARIOS: dict[str, Scenario] = {
+    "broker": Scenario(fault_broker, brokers=3),
+    "processor": Scenario(fault_processor),
+    "gateway": Scenario(fault_gateway),
+    "store": Scenario(fault_store),
+    "network": Scenario(fault_network, proxied=True, resuming_client=True),
 }
 
 
-async def run_scenario(name: str, root: Path) -> dict[str, Any]:
-    brokers, fault = SCENARIOS[name]
-    async with pipeline(root, brokers) as run:
+async def run_scenario(name: str, root: Path, tape: Tape = TAPE) -> dict[str, Any]:
+    """Run one scenario on a private stack under root; its figures (module docstring)."""
+    scenario = SCENARIOS[name]
+    fault = scenario.fault
+    async with pipeline(root, scenario.brokers, tape, scenario.proxied) as run:
         tally = Tally()
         clients = [Client() for _ in range(CLIENTS)]
+        if scenario.resuming_client:
+            clients[0].resume_every_s = tape.phase_s / 2
         stop = asyncio.Event()
         urls = [run.url("gatewaya"), run.url("gatewayb")]
         subs = [
-            asyncio.create_task(subscribe(urls[i % 2 :] + urls[: i % 2], c, stop))
+            asyncio.create_task(subscribe(urls[i % 2 :] + urls[: i % 2], tape.symbols, c, stop))
             for i, c in enumerate(clients)
         ]
         producer = asyncio.create_task(produce(run, tally))
@@ -377,6 +501,10 @@ async def run_scenario(name: str, root: Path) -> dict[str, Any]:
         await asyncio.gather(*subs, return_exceptions=True)
         seen_everywhere = time.monotonic()
         raw = await read_topic(run.info.bootstrap_servers, run.topics["ticks.raw"])
+        behind_proxies = None
+        if scenario.proxied:  # the fault reached every client only if none can bypass it
+            proxies = {p.listen for p in run.stack.kafka_proxies()}
+            behind_proxies = await advertised(run.info.bootstrap_servers) == proxies
         updates = await read_topic(run.info.bootstrap_servers, run.topics["ticker.updates"])
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(run.info.mongodb_url)
         try:
@@ -411,19 +539,34 @@ async def run_scenario(name: str, root: Path) -> dict[str, Any]:
         if version < last.get(r.key, -1):
             backwards += 1
         last[r.key] = max(version, last.get(r.key, -1))
+    updates_short = sum(1 for s, n in expected.items() if last.get(s.encode()) != n)
     sse_bad = sum(
         sum(1 for a, b in itertools.pairwise(v) if b <= a)
         for c in clients
         for v in c.versions.values()
+    )
+    # a client's quotes conflate by design (the gateway's outbox keeps the newest per
+    # symbol), so skipped versions there are counted, not a defect; the topic has all
+    sse_conflated = sum(
+        b - a - 1
+        for c in clients
+        for v in c.versions.values()
+        for a, b in itertools.pairwise(v)
+        if b > a + 1
     )
     sse_short = sum(
         1 for c in clients for s, n in expected.items() if (c.versions.get(s) or [0])[-1] != n
     )
     after = [min((t for t in c.arrivals if t > ended), default=None) for c in clients]
     recovery = max((t - ended for t in after if t is not None), default=None)
-    other_5xx = sum(
-        n for code, n in tally.responses.items() if code.startswith("5") and code != "503"
-    )
+    other_5xx = (
+        sum(
+            n
+            for code, n in tally.responses.items()
+            if code.startswith("5") and code not in ("503", "503_without_retry_after")
+        )
+        + tally.responses["503_without_retry_after"]
+    )  # a 503 must say when to retry
     return {
         "acknowledged": len(tally.acked),
         "lost": len(lost_log) + lost_store,
@@ -433,13 +576,19 @@ async def run_scenario(name: str, root: Path) -> dict[str, Any]:
         "duplicated_in_store": duplicated_store,
         "sse_repeated_or_out_of_order": sse_bad,
         "sse_final_version_wrong": sse_short,
+        "sse_conflated": sse_conflated,
+        "updates_final_version_wrong": updates_short,
         "store_volume_equal_to_reference": volume_ok,
         "log_copies_from_retries": sum(n - 1 for n in in_log.values() if n > 1),
+        "log_copies_beyond_posts": sum(max(0, n - tally.posted[i]) for i, n in in_log.items()),
+        "in_log_not_acknowledged": len(set(in_log) - set(tally.acked)),
         "backwards": backwards,
+        "kafka_only_through_proxies": behind_proxies,
         "first_update_after_fault_s": round(recovery, 2) if recovery is not None else None,
         "settled_s": round(settled - produced, 2),
         "responses_below_min_isr": dict(tally.during_outage),
         "sse_reconnects": sum(c.reconnects for c in clients),
+        "sse_resets": sum(c.resets for c in clients),
         "responses": dict(tally.responses),
         "5xx_other": other_5xx,
     }
@@ -453,9 +602,9 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         "versions": versions("aiokafka", "pymongo", "httpx"),
         "quick": QUICK,
         "conditions": {
-            "events": EVENTS,
-            "symbols": len(SYMBOLS),
-            "rate_per_s": RATE,
+            "events": TAPE.events,
+            "symbols": len(TAPE.symbols),
+            "rate_per_s": TAPE.rate,
             "sse_clients": CLIENTS,
             "processors": 2,
             "gateways": 2,
@@ -492,7 +641,8 @@ def report(results: dict[str, dict[str, Any]]) -> None:
         "# Reliability: the fault report\n\n"
         + (__doc__ or "").split("\n\n", 1)[1].replace("`python -m", "`python -m")
         + f"\n\n## Figures ({doc['date']}, {'quick' if QUICK else 'full'} run, "
-        f"{EVENTS} events over {len(SYMBOLS)} symbols at {RATE:g}/s, {CLIENTS} SSE clients)\n\n"
+        f"{TAPE.events} events over {len(TAPE.symbols)} symbols at {TAPE.rate:g}/s, "
+        f"{CLIENTS} SSE clients)\n\n"
         + "\n".join(rows)
         + "\n\n"
         + _caveats(results)
@@ -504,6 +654,13 @@ def report(results: dict[str, dict[str, Any]]) -> None:
 def _caveats(results: dict[str, dict[str, Any]]) -> str:
     """What this run does not show, said where the figures are."""
     out = []
+    dates = {r.get("measured") for r in results.values()}
+    if len(dates) > 1:
+        out.append(
+            "- measured in more than one run (`FAULTS_SCENARIOS`): "
+            + ", ".join(f"{name} {r.get('measured')}" for name, r in results.items())
+            + "."
+        )
     broker = results.get("broker")
     if broker is not None and not broker["responses_below_min_isr"]:
         out.append(
@@ -519,6 +676,16 @@ def _caveats(results: dict[str, dict[str, Any]]) -> str:
             "- store: with the store down, updates keep flowing (Kafka is the log), so the "
             "first update after the fault says little; `settled_s` covers MongoDB catching up."
         )
+    network = results.get("network")
+    if network is not None:
+        out.append(
+            "- network: the SSE reconnects include one client leaving on purpose every half "
+            f"step to resume with its cursor on the other gateway; {network['sse_resets']} "
+            "of them got a `reset` instead of the missed updates. The 503s (with "
+            "Retry-After) are requests that Kafka could not acknowledge within ingest's "
+            f"publish timeout; {network['log_copies_from_retries']} events reached "
+            "`ticks.raw` twice through those retries, and the processor applied each once."
+        )
     return "".join(f"{line}\n" for line in out) + ("\n" if out else "")
 
 
@@ -529,11 +696,15 @@ async def main() -> None:
         with tempfile.TemporaryDirectory(prefix=f"tw-faults-{name}-") as tmp:
             print(f"[faults] {name} ...", flush=True)
             results[name] = await run_scenario(name, Path(tmp))
+            results[name]["measured"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             print(f"[faults] {name}: {results[name]}", flush=True)
     previous = RESULTS / "faults.json"
     if previous.exists() and set(results) != set(SCENARIOS):
         # a partial run (FAULTS_SCENARIOS) keeps the other scenarios' last figures
-        kept = json.loads(previous.read_text())["ours"]["scenarios"]
+        before = json.loads(previous.read_text())
+        kept = before["ours"]["scenarios"]
+        for figures in kept.values():
+            figures.setdefault("measured", before["date"])
         results = {**{k: v for k, v in kept.items() if k not in results}, **results}
     report(results)
 
