@@ -250,6 +250,11 @@ class Connection:
         """Whether the server has begun shutting down under this connection."""
         return False
 
+    def queued_bytes(self) -> int:
+        """Bytes written for this client that wait in this process (not yet taken by
+        the kernel); 0 where the transport does not say."""
+        return 0
+
     def cut(self, reason: str) -> None:
         """Close the connection from the server side."""
         if self.closed:
@@ -285,6 +290,9 @@ class TransportConnection(Connection):
         # uvicorn's graceful shutdown only clears keep_alive on streaming responses and
         # then waits for them: notice it, so streams end at once and clients reconnect
         return bool(self.keep_alive) and getattr(self.cycle, "keep_alive", True) is False
+
+    def queued_bytes(self) -> int:
+        return 0 if self.sock.is_closing() else self.sock.get_write_buffer_size()
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
         sock = self.sock

@@ -377,6 +377,7 @@ class Janitor:
         """One pass over the connections: cut, heartbeat the idle ones, count."""
         hub = self.hub
         subscriptions = 0
+        queued = queued_max = 0
         beat = False
         for conn in list(hub.connections):
             stalled = conn.stalled_since
@@ -389,6 +390,9 @@ class Janitor:
                 conn.cut("shutdown")
                 hub.unregister(conn)
             else:
+                waiting = conn.queued_bytes()
+                queued += waiting
+                queued_max = max(queued_max, waiting)
                 interest = conn.interest
                 subscriptions += len(interest.symbols) + len(interest.prefixes)
                 subscriptions += interest.everything
@@ -402,3 +406,5 @@ class Janitor:
             hub.wake.set()
         if self.gauges:
             metrics.SUBSCRIPTIONS.set(subscriptions)
+            metrics.WRITE_BUFFER.set(queued)
+            metrics.WRITE_BUFFER_MAX.set(queued_max)
