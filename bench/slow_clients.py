@@ -38,7 +38,9 @@ async def open_silent(url: str, request: bytes) -> socket.socket:
 
 async def closed_by_server(sock: socket.socket, idle_s: float = 5.0) -> bool:
     """Drain what the kernel holds; True once the server has closed or reset, False
-    when nothing more arrives for idle_s with the connection still open."""
+    when nothing more arrives for idle_s with the connection still open. (The gateway
+    resets a connection it cuts as slow, so a cut one ends at once; a server that
+    closed gracefully would trickle its whole send buffer through the tiny window.)"""
     loop = asyncio.get_running_loop()
     try:
         while True:

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -343,10 +345,20 @@ class TransportConnection(Connection):
     def cut(self, reason: str) -> None:
         super().cut(reason)
         if reason in ("slow", "overflow"):
-            self.sock.abort()  # a full buffer would otherwise hold the close back
+            # abort() drops what waits in the process; the kernel's send buffer (it grows
+            # to net.ipv4.tcp_wmem's maximum, megabytes, for a client that reads nothing)
+            # would still be trickled out before the FIN: linger 0 makes the close a
+            # reset, so that memory is freed now and the client learns at once
+            raw = self.sock.get_extra_info("socket")
+            if raw is not None:
+                with contextlib.suppress(OSError):
+                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            self.sock.abort()
         elif reason != "client":
             self.sock.close()
 
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
 
 Sender = Callable[[list[bytes]], Awaitable[None]]
 
