@@ -101,3 +101,16 @@ async def test_a_connection_cut_as_slow_is_reset_not_drained() -> None:
     finally:
         server.close()
         client.close()
+
+
+async def test_a_stream_socket_gets_the_capped_send_buffer() -> None:
+    server, client = socket.socketpair()
+    try:
+        TransportConnection(
+            FakeTransport(server), 1024, Cycle(), send_buffer=64 * 1024, ip="i", subject=None
+        )  # type: ignore[arg-type]
+        # Linux doubles the value asked for (bookkeeping overhead)
+        assert server.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 64 * 1024
+    finally:
+        server.close()
+        client.close()

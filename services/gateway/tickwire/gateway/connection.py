@@ -280,10 +280,19 @@ class TransportConnection(Connection):
     """
 
     def __init__(
-        self, transport: asyncio.WriteTransport, high_water: int, cycle: object, **kw: object
+        self,
+        transport: asyncio.WriteTransport,
+        high_water: int,
+        cycle: object,
+        send_buffer: int = 0,
+        **kw: object,
     ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.sock = transport
+        if send_buffer:
+            # without a cap the kernel grows a non-reading client's send buffer to
+            # megabytes before the process buffer (and the slow-client clock) even starts
+            self._setsockopt(socket.SO_SNDBUF, struct.pack("i", send_buffer))
         self.high_water = high_water
         self.cycle = cycle
         self.keep_alive = getattr(cycle, "keep_alive", False)
@@ -292,6 +301,12 @@ class TransportConnection(Connection):
         # uvicorn's graceful shutdown only clears keep_alive on streaming responses and
         # then waits for them: notice it, so streams end at once and clients reconnect
         return bool(self.keep_alive) and getattr(self.cycle, "keep_alive", True) is False
+
+    def _setsockopt(self, option: int, value: bytes) -> None:
+        raw = self.sock.get_extra_info("socket")
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.SOL_SOCKET, option, value)
 
     def queued_bytes(self) -> int:
         return 0 if self.sock.is_closing() else self.sock.get_write_buffer_size()
@@ -349,10 +364,7 @@ class TransportConnection(Connection):
             # to net.ipv4.tcp_wmem's maximum, megabytes, for a client that reads nothing)
             # would still be trickled out before the FIN: linger 0 makes the close a
             # reset, so that memory is freed now and the client learns at once
-            raw = self.sock.get_extra_info("socket")
-            if raw is not None:
-                with contextlib.suppress(OSError):
-                    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+            self._setsockopt(socket.SO_LINGER, _LINGER_ZERO)
             self.sock.abort()
         elif reason != "client":
             self.sock.close()
