@@ -22,12 +22,14 @@ def test_proc_usage_reads_this_process_and_none_for_a_missing_one() -> None:
     usage = proc_usage(os.getpid())
     assert usage is not None
     rss, fds = usage
-    assert rss > 1 << 20 and fds >= 3
+    assert rss > 1 << 20
+    assert fds >= 3
     assert proc_usage(2**22 + 1) is None  # above the kernel's pid_max default
 
 
 def test_sampler_rows_follow_the_named_processes() -> None:
     sampler = ProcSampler(lambda: {"me": os.getpid(), "gone": None}, 1.0)
     row = sampler.sample()
-    assert "me" in row and "gone" not in row
+    assert "me" in row
+    assert "gone" not in row
     assert sampler.series("me", 1) == [(row["t"], row["me"][1])]
