@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -291,7 +292,9 @@ async def side_stream(
 ) -> None:
     """Send every case in turn, over and over, until stop is set. `urls()` gives the
     current base URL of "ingest" and "gateway" (a fault may move them)."""
-    cases = [*bad_inputs(creds), *security_cases(creds)]
+    # alternate the two kinds, so that even a short fault sees both
+    bad, security = bad_inputs(creds), security_cases(creds)
+    cases = [c for pair in itertools.zip_longest(bad, security) for c in pair if c is not None]
     turn = 0
     async with httpx.AsyncClient(timeout=httpx.Timeout(10)) as http:
         while not stop.is_set():
