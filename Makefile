@@ -79,6 +79,11 @@ bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after
 faults: install postgres toxiproxy ## The fault report: the pipeline under broker, processor, gateway, store and network faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short; FAULTS_SCENARIOS=network: only those, the others' figures kept)
 	$(BIN)/python -m bench.faults
 
+.PHONY: soak
+soak: install postgres ## The soak: the pipeline under steady ingest and connection churn, RSS and fds per service -> bench/results/soak.json, docs/img/soak.png (SOAK_MINUTES, default 30)
+	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.report
+
 .PHONY: postgres
 postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when missing)
 	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
