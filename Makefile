@@ -39,12 +39,12 @@ run: install postgres ## Run the whole system live: stack, ingest, processor, ga
 	$(BIN)/tickwire-stack run $(if $(RATE),--rate $(RATE))
 
 .PHONY: test
-test: install browser postgres redis rabbitmq prometheus ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
+test: install browser postgres redis rabbitmq prometheus toxiproxy ## Run every test: unit, integration and e2e against real Kafka + FerretDB, and the dashboard in Chromium
 	cd bench/loadgen && GOTOOLCHAIN=local go test ./...
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-slow
-test-slow: install browser postgres redis rabbitmq prometheus ## Run the long scenarios (marked `slow`) that `make test` leaves out
+test-slow: install browser postgres redis rabbitmq prometheus toxiproxy ## Run the long scenarios (marked `slow`) that `make test` leaves out
 	$(BIN)/pytest -m slow $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -76,8 +76,13 @@ bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after
 	$(BIN)/python -m bench.bridge
 
 .PHONY: faults
-faults: install postgres ## The fault report: the pipeline under broker, processor, gateway and store faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short)
+faults: install postgres toxiproxy ## The fault report: the pipeline under broker, processor, gateway, store and network faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short; FAULTS_SCENARIOS=network: only those, the others' figures kept)
 	$(BIN)/python -m bench.faults
+
+.PHONY: soak
+soak: install postgres ## The soak: the pipeline under steady ingest and connection churn, RSS and fds per service -> bench/results/soak.json, docs/img/soak.png (SOAK_MINUTES, default 30)
+	$(BIN)/python -m bench.soak
+	$(BIN)/python -m bench.report
 
 .PHONY: postgres
 postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when missing)
@@ -85,6 +90,10 @@ postgres: ## Install Debian's PostgreSQL 15 for the embedded store (only when mi
 		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 		$$SUDO apt-get update && $$SUDO apt-get install -y postgresql-15; \
 	fi
+
+.PHONY: toxiproxy
+toxiproxy: install ## Build Toxiproxy's server from its Go module into the cache (only when missing), for the network fault tests
+	$(BIN)/python -m tickwire.devstack.toxiproxy
 
 .PHONY: redis
 redis: ## Install Debian's redis-server for the shared limits and the query cache (only when missing)

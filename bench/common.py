@@ -9,14 +9,16 @@ and docs/benchmarks.md is regenerated from all of them by `python -m bench.repor
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import subprocess
+import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -169,3 +171,93 @@ def histogram_quantiles(
                     break
         out[f"p{q:g}_at_most_ms"] = found
     return out
+
+
+def proc_usage(pid: int) -> tuple[int, int] | None:
+    """(resident bytes, open file descriptors) of pid read from /proc; None if gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    rss_kib = next(
+        (int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0
+    )
+    return rss_kib * 1024, fds
+
+
+class ProcSampler:
+    """Samples RSS and open fds of named processes every interval_s (run() until
+    cancelled or stop is set): rows of {"t": seconds since start, name: [rss_mib, fds]}.
+    `pids()` is asked each time, so a restarted process is followed."""
+
+    def __init__(self, pids: Callable[[], dict[str, int | None]], interval_s: float) -> None:
+        self.pids = pids
+        self.interval_s = interval_s
+        self.samples: list[dict[str, Any]] = []
+        self.started = time.monotonic()
+
+    def sample(self) -> dict[str, Any]:
+        """One row, appended to samples."""
+        row: dict[str, Any] = {"t": round(time.monotonic() - self.started, 2)}
+        for name, pid in self.pids().items():
+            usage = proc_usage(pid) if pid else None
+            if usage is not None:
+                row[name] = [round(usage[0] / 2**20, 2), usage[1]]
+        self.samples.append(row)
+        return row
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sample until stop is set."""
+        while not stop.is_set():
+            self.sample()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+
+    def series(self, name: str, column: int) -> list[tuple[float, float]]:
+        """(t, value) of one process: column 0 = RSS MiB, 1 = fds."""
+        return [(row["t"], row[name][column]) for row in self.samples if name in row]
+
+
+def slope_per(points: list[tuple[float, float]], per_s: float) -> float:
+    """Least-squares slope of (t, y) points, in y per `per_s` seconds (0 for < 2 points)."""
+    if len(points) < 2:
+        return 0.0
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return 0.0
+    cov = sum((t - mean_t) * (y - mean_y) for t, y in points)
+    return cov / var * per_s
+
+
+async def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A service's /metrics as {(sample name, sorted labels): value}."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(url + "/metrics")).text
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str, str]]:
+    """(event, id, data) of each event of an SSE stream, from its lines (the gateway
+    writes one `data:` line per event); comments and keep-alives are skipped."""
+    event, eid, data = "", "", ""
+    async for line in lines:
+        if line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("id:"):
+            eid = line[3:].strip()
+        elif line.startswith("data:"):
+            data = line[5:].strip()
+        elif not line and data:
+            yield event, eid, data
+            event, eid, data = "", "", ""

@@ -3,8 +3,8 @@
 The page shows one summary row per benchmark and, for each, its headline figures
 (scalars of `ours` and `peer`, nested objects flattened; per-trial lists are
 left to the JSON files beside them). A benchmark measured at several rates
-(`ours.rates` and `peer.rates`, keyed by rate) gets a table per rate instead, and its
-`plot` (a PNG under docs/) is embedded.
+(`ours.rates` and `peer.rates`, keyed by rate) gets a table per rate instead. Any
+benchmark's `plot` (a PNG under docs/) is embedded.
 
 Prose survives regeneration: whatever the current page holds between
 `<!-- notes:NAME -->` and `<!-- /notes:NAME -->` is written back under benchmark
@@ -104,6 +104,13 @@ def _by_rate(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _plot(doc: dict[str, Any], what: str) -> list[str]:
+    """The benchmark's plot (a PNG under docs/), embedded, if it has one."""
+    if not doc.get("plot"):
+        return []
+    return [f"![{doc['benchmark']} {what}]({Path(doc['plot']).relative_to('docs')})", ""]
+
+
 def main() -> None:
     """Write the summary table and the headline figures of each benchmark."""
     docs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
@@ -137,14 +144,11 @@ def main() -> None:
         lines += _figures("other ratios", extra)
         if isinstance(doc.get("ours", {}).get("rates"), dict) and "rates" in doc.get("peer", {}):
             lines += _by_rate(doc)
-            if doc.get("plot"):
-                lines += [
-                    f"![{name} latency against rate]({Path(doc['plot']).relative_to('docs')})",
-                    "",
-                ]
+            lines += _plot(doc, "latency against rate")
         else:
             lines += _figures("tickwire", doc.get("ours", {}))
             lines += _figures(str(doc.get("peer", {}).get("name", "peer")), doc.get("peer", {}))
+            lines += _plot(doc, "over time")
         machine = doc.get("machine", {})
         lines += [
             f"Machine: {machine.get('cpu')}, {machine.get('cores')} cores, "

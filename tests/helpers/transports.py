@@ -3,14 +3,20 @@ use them, for unit tests of writing and cutting."""
 
 from __future__ import annotations
 
+import socket
+
 
 class FakeTransport:
     """Records what is written; `buffered` plays the kernel buffer."""
 
-    def __init__(self) -> None:
+    def __init__(self, sock: socket.socket | None = None) -> None:
         self.written: list[bytes] = []
         self.closed = False
         self.buffered = 0
+        self.sock = sock  # a real socket where a test checks its options
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return self.sock if name == "socket" else default
 
     def write(self, data: bytes) -> None:
         self.written.append(data)

@@ -18,11 +18,7 @@ an RS256 "key" that is not a public key, `*` CORS with credentials.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +38,7 @@ from tests.helpers.ingest import keys_document, quote, running_ingest, trade
 from tests.helpers.ingest import settings_for as ingest_settings
 from tests.helpers.ingest_fuzz import read_to_end
 from tests.helpers.kafka import produce
-from tests.helpers.tokens import KEY, bearer
+from tests.helpers.tokens import HS, KEY, bad_tokens, bearer, claims, signed_by_hand
 from tickwire.core.errors import ConfigError
 from tickwire.events import headers as h
 from tickwire.gateway.app import create_app
@@ -52,54 +48,10 @@ from tickwire.gateway.settings import GatewaySettings
 pytestmark = pytest.mark.integration
 
 
-def claims(**extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "sub": "alice",
-        "aud": "tickwire-gateway",
-        "iss": "tickwire",
-        "exp": int(time.time()) + 300,
-        "symbols": ["AAPL"],
-    }
-    return {k: v for k, v in {**base, **extra}.items() if v is not None}
-
-
 def server_logs(caplog: pytest.LogCaptureFixture) -> str:
     """What the services logged (not this test's own HTTP and WebSocket clients)."""
     clients = ("httpx", "httpcore", "websockets.client")
     return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith(clients))
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def signed_by_hand(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -> str:
-    """A token PyJWT would refuse to make (alg none, a PEM as an HMAC secret)."""
-    head = b64(orjson.dumps(header)) + "." + b64(orjson.dumps(payload))
-    if header["alg"] == "none":
-        return head + "."
-    return head + "." + b64(hmac.new(secret, head.encode(), hashlib.sha256).digest())
-
-
-HS = "HS256"
-
-
-def cases() -> dict[str, tuple[str | None, int]]:
-    """Each bad token and the status it gets; made when the test runs (times are now)."""
-    now = int(time.time())
-    return {
-        "no token": (None, 401),
-        "garbage": ("not-a-jwt", 401),
-        "expired": (jwt.encode(claims(exp=now - 60), KEY, HS), 401),
-        "not yet valid": (jwt.encode(claims(nbf=now + 3600), KEY, HS), 401),
-        "wrong audience": (jwt.encode(claims(aud="someone-else"), KEY, HS), 401),
-        "wrong issuer": (jwt.encode(claims(iss="someone-else"), KEY, HS), 401),
-        "no exp": (jwt.encode(claims(exp=None), KEY, HS), 401),
-        "no sub": (jwt.encode(claims(sub=None), KEY, HS), 401),
-        "alg none": (signed_by_hand({"alg": "none", "typ": "JWT"}, claims(), b""), 401),
-        "bad signature": (jwt.encode(claims(), KEY + "-but-not-the-same", HS), 401),
-        "symbol not covered": (jwt.encode(claims(symbols=["MSFT"]), KEY, HS), 403),
-    }
 
 
 async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
@@ -117,7 +69,7 @@ async def test_every_bad_gateway_token_is_refused_and_gets_no_stream(
         kafka_bootstrap, mongodb_url, db_name, topics, gateway_auth="jwt", gateway_jwt_key=KEY
     )
     async with g.running_gateway(settings) as url, httpx.AsyncClient(base_url=url) as http:
-        bad = cases()
+        bad = bad_tokens()
         for case, (token, status) in bad.items():
             headers = bearer(token) if token is not None else {}
             resp = await http.get("/v1/stream?symbols=AAPL", headers=headers)

@@ -30,6 +30,14 @@ def test_single_node_properties_use_rf_1() -> None:
     assert "advertised.listeners=PLAINTEXT://127.0.0.1:9092" in props
 
 
+def test_a_proxied_node_listens_on_its_port_and_advertises_its_proxy() -> None:
+    node = kafka.KafkaNode(1, 9092, 9093, proxy_port=19092)
+    props = kafka.server_properties(node, [node], Path("/data"), partitions=6)
+    assert "listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093" in props
+    assert "advertised.listeners=PLAINTEXT://127.0.0.1:19092" in props
+    assert node.address == "127.0.0.1:19092"  # what clients bootstrap with
+
+
 def test_three_nodes_use_rf_3_and_min_isr_2() -> None:
     nodes = [kafka.KafkaNode(i, 9000 + i, 9100 + i) for i in (1, 2, 3)]
     props = kafka.server_properties(nodes[1], nodes, Path("/d"), partitions=3)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.structs import TopicPartition
 from prometheus_client import REGISTRY
@@ -12,6 +16,9 @@ from prometheus_client import REGISTRY
 from tests.helpers import gateway as g
 from tests.helpers.infra import Topics
 from tests.helpers.kafka import produce
+from tickwire.devstack.procs import free_port
+from tickwire.gateway.resume import Resumer
+from tickwire.gateway.settings import GatewaySettings
 
 SYMBOLS = ["AAPL", "MSFT", "GOOG", "AMZN", "TSLA", "NVDA"]
 
@@ -66,27 +73,27 @@ async def test_second_instance_resumes_with_exactly_the_missed_updates(
         assert resumes("buffer") == before + 1
 
 
-async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
-    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
-) -> None:
-    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], 2)
+@contextlib.asynccontextmanager
+async def resumed_through_kafka(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics, partitions: int, last: int
+) -> AsyncIterator[tuple[g.SseClient, GatewaySettings]]:
+    """A cursor taken on a first gateway after version 1 of every symbol, versions 2 to
+    last - 1 produced after it, then a client resuming AAPL and TSLA with it on a gateway
+    whose buffer (3 per partition) does not reach back, and AAPL and TSLA `last`. Yields
+    that client once it holds `last` of both, and the second gateway's settings."""
+    await g.create_topics(kafka_bootstrap, [topics.updates, topics.bars], partitions)
     await produce(kafka_bootstrap, topics.updates, [g.update_record(s, 1) for s in SYMBOLS])
     first = g.settings_for(kafka_bootstrap, mongodb_url, db_name, topics)
     small = g.settings_for(
-        kafka_bootstrap,
-        mongodb_url,
-        db_name,
-        topics,
-        gateway_buffer_per_partition=3,
+        kafka_bootstrap, mongodb_url, db_name, topics, gateway_buffer_per_partition=3
     )
     async with g.running_gateway(first) as url_a:
         cursor = await first_session(url_a, SYMBOLS, 1)
     await produce(
         kafka_bootstrap,
         topics.updates,
-        [g.update_record(s, v) for v in range(2, 10) for s in SYMBOLS],
+        [g.update_record(s, v) for v in range(2, last) for s in SYMBOLS],
     )
-    before = resumes("kafka")
     async with (
         g.running_gateway(small) as url_b,
         g.sse_client(
@@ -94,9 +101,20 @@ async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
         ) as client,
     ):
         await produce(
-            kafka_bootstrap, topics.updates, [g.update_record(s, 10) for s in ("AAPL", "TSLA")]
+            kafka_bootstrap, topics.updates, [g.update_record(s, last) for s in ("AAPL", "TSLA")]
         )
-        await g.until_quotes(client, {"AAPL": 10, "TSLA": 10})
+        await g.until_quotes(client, {"AAPL": last, "TSLA": last})
+        yield client, small
+
+
+async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
+    kafka_bootstrap: str, mongodb_url: str, db_name: str, topics: Topics
+) -> None:
+    before = resumes("kafka")
+    async with resumed_through_kafka(kafka_bootstrap, mongodb_url, db_name, topics, 2, 10) as (
+        client,
+        small,
+    ):
         assert per_symbol(client.quotes()) == {
             "AAPL": list(range(2, 11)),
             "TSLA": list(range(2, 11)),
@@ -118,6 +136,43 @@ async def test_resume_reads_kafka_when_the_buffer_does_not_reach_back(
         assert per_symbol(again.quotes()) == {
             s: [*versions, 11] for s, versions in per_symbol(remaining).items()
         }
+
+
+async def test_a_connection_refused_during_a_resume_through_kafka_is_retried_not_reset(
+    kafka_bootstrap: str,
+    mongodb_url: str,
+    db_name: str,
+    topics: Topics,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The resume's first Kafka connection is refused (a real closed port, as a network
+    fault between the gateway and Kafka would have it): a retriable error, so the resume
+    starts again and replays exactly the missed updates; no `reset`, no snapshot."""
+    made: list[AIOKafkaConsumer] = []
+    real_consumer = Resumer.consumer
+
+    def refused_first(self: Resumer) -> AIOKafkaConsumer:
+        closed = f"127.0.0.1:{free_port()}"  # nothing listens: the connection is refused
+        made.append(
+            AIOKafkaConsumer(bootstrap_servers=closed, request_timeout_ms=2000)
+            if not made
+            else real_consumer(self)
+        )
+        return made[-1]
+
+    monkeypatch.setattr(Resumer, "consumer", refused_first)
+    kafka_before, resets_before = resumes("kafka"), resumes("reset")
+    async with resumed_through_kafka(kafka_bootstrap, mongodb_url, db_name, topics, 1, 6) as (
+        client,
+        _,
+    ):
+        assert per_symbol(client.quotes()) == {
+            "AAPL": list(range(2, 7)),
+            "TSLA": list(range(2, 7)),
+        }
+        assert [e.event for e in client.events if e.event != "quote"] == []
+    assert len(made) >= 2  # the refused attempt, then the resume that succeeded
+    assert (resumes("kafka"), resumes("reset")) == (kafka_before + 1, resets_before)
 
 
 async def test_cursor_past_retention_gets_a_reset_and_fresh_snapshots(

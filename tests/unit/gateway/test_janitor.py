@@ -3,6 +3,9 @@ the server is closing, counts subscriptions."""
 
 from __future__ import annotations
 
+import socket
+import struct
+
 from prometheus_client import REGISTRY
 
 from tests.helpers.transports import Cycle, FakeTransport
@@ -32,6 +35,7 @@ async def test_sweep() -> None:
     conns["idle"].last_write = start - 20
     conns["busy"].last_write = start + 9
     conns["stalled"].stalled_since = start - 31
+    idle.buffered, busy.buffered, stalled.buffered = 500, 700, 90_000
     cycle.keep_alive = False
     slow, shutdown = (
         value("tickwire_gateway_disconnected_total", {"reason": r}) for r in ("slow", "shutdown")
@@ -48,3 +52,33 @@ async def test_sweep() -> None:
     assert value("tickwire_gateway_disconnected_total", {"reason": "slow"}) == slow + 1
     assert value("tickwire_gateway_disconnected_total", {"reason": "shutdown"}) == shutdown + 1
     assert REGISTRY.get_sample_value("tickwire_gateway_subscriptions") == 4
+    # what waits in the process, over the connections still open (the cut one is gone)
+    assert REGISTRY.get_sample_value("tickwire_gateway_write_buffer_max_bytes") == 700
+    assert REGISTRY.get_sample_value("tickwire_gateway_write_buffer_bytes") == 1200
+
+
+async def test_a_connection_cut_as_slow_is_reset_not_drained() -> None:
+    """Linger 0 before the abort: the kernel drops its send buffer and sends a reset
+    instead of trickling megabytes to a client that does not read."""
+    server, client = socket.socketpair()
+    try:
+        conn = TransportConnection(FakeTransport(server), 1024, Cycle(), ip="i", subject=None)  # type: ignore[arg-type]
+        conn.cut("slow")
+        linger = server.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8)
+        assert struct.unpack("ii", linger) == (1, 0)
+    finally:
+        server.close()
+        client.close()
+
+
+async def test_a_stream_socket_gets_the_capped_send_buffer() -> None:
+    server, client = socket.socketpair()
+    try:
+        TransportConnection(
+            FakeTransport(server), 1024, Cycle(), send_buffer=64 * 1024, ip="i", subject=None
+        )  # type: ignore[arg-type]
+        # Linux doubles the value asked for (bookkeeping overhead)
+        assert server.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) == 2 * 64 * 1024
+    finally:
+        server.close()
+        client.close()

@@ -3,6 +3,7 @@
 tickwire-stack up [--brokers 3] [--kafka-port 9092] [--mongo-port 27017]
                   [--store postgresql|sqlite]   # FerretDB's backend ($TICKWIRE_STACK_STORE)
                   [--secure]                    # Kafka over SASL_SSL (TLS + SCRAM/PLAIN)
+                  [--proxied]                   # Kafka only through Toxiproxy (fault tests)
                   [--with rabbitmq,redis]       # optional servers (extras.py)
 tickwire-stack status [--json]
 tickwire-stack env          # shell exports for TICKWIRE_KAFKA_BOOTSTRAP etc.
@@ -32,6 +33,8 @@ def _print_status(status: dict[str, object]) -> None:
     print(f"bootstrap servers:  {status['bootstrap_servers']}")
     print(f"MongoDB URL:        {status['mongodb_url']}")
     print(f"store:              FerretDB on {status['store']}")
+    if status.get("toxiproxy_url"):
+        print(f"Toxiproxy API:      {status['toxiproxy_url']} (Kafka only through it)")
     if status.get("secure"):
         print("Kafka security:     SASL_SSL (TLS + SCRAM-SHA-512); `env` prints the settings")
     urls = status.get("extras")
@@ -71,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         "and SASL (SCRAM-SHA-512/256, PLAIN); `env` prints the client settings",
     )
     up.add_argument(
+        "--proxied",
+        action="store_true",
+        help="a new stack's Kafka is reachable only through Toxiproxy (one proxy per node, "
+        "which the broker advertises); `env` prints TOXIPROXY_URL, its API",
+    )
+    up.add_argument(
         "--store",
         choices=STORES,
         default=None,
@@ -105,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.store,
                 extras.parse(args.extras),
                 secure=args.secure,
+                proxied=args.proxied,
             )
             print(f"[stack] up in {time.monotonic() - started:.1f}s", flush=True)
             _print_status(stack.status())
@@ -124,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"export TICKWIRE_MONGODB_URL={info.mongodb_url}")
             for name, value in stack.security_env().items():
                 print(f"export {name}={value}")
+            if info.toxiproxy_port:
+                print(f"export TOXIPROXY_URL={stack.toxiproxy().url}")
             for name in info.extras:
                 print(f"export {extras.EXTRAS[name].env_var}={stack.extra_server(name).url}")
         elif args.command == "run":

@@ -11,6 +11,11 @@ the listener's JAAS configuration. Brokers talk to each other over the same list
 as user `broker` (SCRAM-SHA-512). The KRaft controller listener stays PLAINTEXT on
 127.0.0.1: it is reachable only from this machine (docs/operations.md says what to do
 in production).
+
+A proxied stack (`tickwire-stack up --proxied`, toxiproxy.py) gives each node a proxy
+port: the client listener still binds the node's own port, but advertises the proxy's,
+so clients (and the other brokers: replication crosses the proxies too) that bootstrap
+through the proxy stay behind it, where the fault tests add their toxics.
 """
 
 from __future__ import annotations
@@ -51,10 +56,13 @@ class KafkaNode:
     node_id: int
     port: int
     controller_port: int
+    proxy_port: int = 0  # a proxied stack's Toxiproxy listener in front of `port`
 
     @property
     def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        """Where clients reach this node, and what it advertises: its proxy's address
+        on a proxied stack, its own listener otherwise."""
+        return f"127.0.0.1:{self.proxy_port or self.port}"
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ def server_properties(
             f"node.id={node.node_id}",
             f"controller.quorum.voters={voters}",
             f"listeners={client}://127.0.0.1:{node.port},CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners={client}://127.0.0.1:{node.port}",
+            f"advertised.listeners={client}://{node.address}",
             "controller.listener.names=CONTROLLER",
             f"inter.broker.listener.name={client}",
             f"listener.security.protocol.map={client}:{client},CONTROLLER:PLAINTEXT",
@@ -249,11 +257,14 @@ def wait_ready(
     log: Path,
     timeout: float = 90.0,
     options: dict[str, Any] | None = None,
+    listener: str | None = None,
 ) -> None:
     """Block until a metadata request lists every broker, or raise StartupError.
-    `options`: the client's security (`KafkaSecurity.options()`) on a secure stack."""
+    `options`: the client's security (`KafkaSecurity.options()`) on a secure stack;
+    `listener`: the first broker's own address when bootstrap is a proxy in front of it
+    (which accepts connections before the broker does)."""
     deadline = time.monotonic() + timeout
-    first = bootstrap.split(",")[0]
+    first = listener or bootstrap.split(",")[0]
     host, port = first.rsplit(":", 1)
     while time.monotonic() < deadline:
         if procs.port_open(host, int(port)) and asyncio.run(

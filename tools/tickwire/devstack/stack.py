@@ -11,6 +11,8 @@ Layout of a stack directory:
     postgres/               data/, postgres.log, postgres.pid (store "postgresql" only)
     ferretdb/               data/ (SQLite files, or FerretDB's state), ferretdb.log,
                             ferretdb.pid
+    toxiproxy/              a proxied stack's Toxiproxy (`up --proxied`): proxies.json
+                            (one proxy per Kafka node), toxiproxy.log, toxiproxy.pid
     <extra>/                an optional server asked for with `up --with` (rabbitmq,
                             redis: see extras.py), <extra>.log, <extra>.pid
 
@@ -30,6 +32,7 @@ from tickwire.devstack import certs, ferretdb, kafka, postgres, procs
 from tickwire.devstack.errors import StackError, StartupError
 from tickwire.devstack.extras import EXTRAS, ExtraServer
 from tickwire.devstack.paths import STORES, default_store
+from tickwire.devstack.toxiproxy import Proxy, ToxiproxyServer
 from tickwire.kafka.security import PLAINTEXT, KafkaSecurity
 from tickwire.mongo.security import NO_AUTH, MongoSecurity
 
@@ -52,6 +55,7 @@ class StackInfo:
     postgres_port: int = 0
     secure: bool = False  # one SASL_SSL listener (TLS + SCRAM/PLAIN), see kafka.Secure
     extras: dict[str, int] = field(default_factory=dict)  # optional server -> its port
+    toxiproxy_port: int = 0  # a proxied stack's Toxiproxy API (Kafka behind its proxies)
 
 
 class Stack:
@@ -164,6 +168,8 @@ class Stack:
         if info.store == "postgresql":
             components["postgres"] = self._component("postgres", info.postgres_port)
         components["ferretdb"] = self._component("ferretdb", info.mongo_port)
+        if info.toxiproxy_port:
+            components["toxiproxy"] = self._component("toxiproxy", info.toxiproxy_port)
         for name in info.extras:
             components[name] = self._component(name, info.extras[name])
         return {
@@ -173,6 +179,7 @@ class Stack:
             "mongodb_url": info.mongodb_url,
             "store": info.store,
             "secure": info.secure,
+            "toxiproxy_url": self.toxiproxy().url if info.toxiproxy_port else None,
             "extras": {name: self.extra_server(name).url for name in info.extras},
             "components": components,
         }
@@ -194,6 +201,25 @@ class Stack:
             raise StartupError(f"the stack in {self.root} was not started --with {name}")
         return EXTRAS[name].server(self.root / name, info.extras[name])
 
+    # -- Toxiproxy (a stack started with --proxied) -------------------------------------
+    def toxiproxy(self) -> ToxiproxyServer:
+        """The Toxiproxy in front of this stack's Kafka (it must have been asked for)."""
+        info = self.info()
+        if info is None or not info.toxiproxy_port:
+            raise StartupError(f"the stack in {self.root} was not started --proxied")
+        return ToxiproxyServer(self.root / "toxiproxy", info.toxiproxy_port)
+
+    def kafka_proxies(self) -> list[Proxy]:
+        """One proxy per Kafka node of a proxied stack: its advertised address in front
+        of its own listener (named `kafka-<node id>`)."""
+        info = self.info()
+        assert info is not None
+        return [
+            Proxy(f"kafka-{n.node_id}", n.address, f"127.0.0.1:{n.port}")
+            for n in self._nodes(info)
+            if n.proxy_port
+        ]
+
     # -- start -----------------------------------------------------------------------
     def up(
         self,
@@ -204,12 +230,14 @@ class Stack:
         store: str | None = None,
         extras: Sequence[str] = (),
         secure: bool = False,
+        proxied: bool = False,
     ) -> StackInfo:
         """Bring the stack up (or finish bringing it up) and wait until it answers.
 
         Re-running on a stack that is already up returns at once; a stack keeps the
         store it was made with (`store`, default $TICKWIRE_STACK_STORE or PostgreSQL,
-        applies to a new one; so does `secure`, Kafka's SASL_SSL listener). `extras`
+        applies to a new one; so do `secure`, Kafka's SASL_SSL listener, and `proxied`,
+        Kafka reachable only through Toxiproxy). `extras`
         (names of `extras.EXTRAS`) are started too, and added to a stack that runs
         without them. Interrupted (Ctrl-C) or failed start-ups
         stop whatever this call started.
@@ -225,7 +253,9 @@ class Stack:
         libs = kafka.resolve_jars()
         ferret_bin = ferretdb.build()
         pg_bin = postgres.bin_dir() if chosen == "postgresql" else None
-        info = existing or self._plan(brokers, kafka_port, mongo_port, partitions, chosen, secure)
+        info = existing or self._plan(
+            brokers, kafka_port, mongo_port, partitions, chosen, secure, proxied
+        )
         for name in extras:
             info.extras.setdefault(name, procs.free_port())
         self.root.mkdir(parents=True, exist_ok=True)
@@ -236,12 +266,16 @@ class Stack:
             if pg_bin is not None:
                 self._start_postgres(info, pg_bin)
             self._start_ferretdb(info, ferret_bin)
+            if info.toxiproxy_port:  # before Kafka's probe: it goes through the proxies
+                print("[stack] waiting for Toxiproxy...", flush=True)
+                self.toxiproxy().start(self.kafka_proxies())
             print(f"[stack] waiting for Kafka at {info.bootstrap_servers}...", flush=True)
             kafka.wait_ready(
                 info.bootstrap_servers,
                 len(info.kafka_nodes),
                 self.kafka_dir(info.kafka_nodes[0]["node_id"]) / "kafka.log",
                 options=self.kafka_security().options(),
+                listener=f"127.0.0.1:{info.kafka_nodes[0]['port']}",
             )
             ferretdb.wait_ready(
                 info.mongodb_url,
@@ -282,13 +316,17 @@ class Stack:
         partitions: int,
         store: str,
         secure: bool = False,
+        proxied: bool = False,
     ) -> StackInfo:
         nodes = []
         for i in range(brokers):
             port = kafka_port + i if kafka_port is not None and brokers > 1 else kafka_port
             nodes.append(
                 kafka.KafkaNode(
-                    node_id=i + 1, port=port or procs.free_port(), controller_port=procs.free_port()
+                    node_id=i + 1,
+                    port=port or procs.free_port(),
+                    controller_port=procs.free_port(),
+                    proxy_port=procs.free_port() if proxied else 0,
                 )
             )
         mport = mongo_port or procs.free_port()
@@ -302,6 +340,7 @@ class Stack:
             store=store,
             postgres_port=procs.free_port() if store == "postgresql" else 0,
             secure=secure,
+            toxiproxy_port=procs.free_port() if proxied else 0,
         )
 
     def start_kafka_node(self, node_id: int, libs: Path | None = None, wait: bool = True) -> None:
@@ -326,7 +365,11 @@ class Stack:
         procs.spawn(argv, d / "kafka.log", d / "kafka.pid", cwd=d)
         if wait:
             kafka.wait_ready(
-                node.address, 1, d / "kafka.log", options=self.kafka_security().options()
+                node.address,
+                1,
+                d / "kafka.log",
+                options=self.kafka_security().options(),
+                listener=f"127.0.0.1:{node.port}",
             )
 
     def stop_kafka_node(self, node_id: int, kill: bool = False) -> None:

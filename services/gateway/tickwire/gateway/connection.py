@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -282,6 +284,11 @@ class Connection:
         queued is dropped: the client resumes from the last id it received."""
         raise NotImplementedError
 
+    def queued_bytes(self) -> int:
+        """Bytes written for this client that wait in this process (not yet taken by
+        the kernel); 0 where the transport does not say."""
+        return 0
+
     def cut(self, reason: str) -> None:
         """Close the connection from the server side."""
         if self.closed:
@@ -305,10 +312,19 @@ class TransportConnection(Connection):
     """
 
     def __init__(
-        self, transport: asyncio.WriteTransport, high_water: int, cycle: object, **kw: object
+        self,
+        transport: asyncio.WriteTransport,
+        high_water: int,
+        cycle: object,
+        send_buffer: int = 0,
+        **kw: object,
     ) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.sock = transport
+        if send_buffer:
+            # without a cap the kernel grows a non-reading client's send buffer to
+            # megabytes before the process buffer (and the slow-client clock) even starts
+            self._setsockopt(socket.SO_SNDBUF, struct.pack("i", send_buffer))
         self.high_water = high_water
         self.cycle = cycle
         self.keep_alive = getattr(cycle, "keep_alive", False)
@@ -317,6 +333,15 @@ class TransportConnection(Connection):
         # uvicorn's graceful shutdown only clears keep_alive on streaming responses and
         # then waits for them: notice it, so streams end at once and clients reconnect
         return bool(self.keep_alive) and getattr(self.cycle, "keep_alive", True) is False
+
+    def _setsockopt(self, option: int, value: bytes) -> None:
+        raw = self.sock.get_extra_info("socket")
+        if raw is not None:
+            with contextlib.suppress(OSError):
+                raw.setsockopt(socket.SOL_SOCKET, option, value)
+
+    def queued_bytes(self) -> int:
+        return 0 if self.sock.is_closing() else self.sock.get_write_buffer_size()
 
     def flush(self, now: float, now_ns: int, tally: Tally) -> bool:
         sock = self.sock
@@ -379,10 +404,17 @@ class TransportConnection(Connection):
     def cut(self, reason: str) -> None:
         super().cut(reason)
         if reason in ("slow", "overflow"):
-            self.sock.abort()  # a full buffer would otherwise hold the close back
+            # abort() drops what waits in the process; the kernel's send buffer (it grows
+            # to net.ipv4.tcp_wmem's maximum, megabytes, for a client that reads nothing)
+            # would still be trickled out before the FIN: linger 0 makes the close a
+            # reset, so that memory is freed now and the client learns at once
+            self._setsockopt(socket.SO_LINGER, _LINGER_ZERO)
+            self.sock.abort()
         elif reason != "client":
             self.sock.close()
 
+
+_LINGER_ZERO = struct.pack("ii", 1, 0)  # struct linger {l_onoff=1, l_linger=0}
 
 Sender = Callable[[list[bytes]], Awaitable[None]]
 

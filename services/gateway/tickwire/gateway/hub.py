@@ -374,6 +374,7 @@ class Janitor:
         is about to, heartbeat the idle ones, count. `wall`: time.time() (token `exp`s)."""
         hub = self.hub
         subscriptions = 0
+        queued = queued_max = 0
         beat = False
         wall = time.time() if wall is None else wall
         for conn in list(hub.connections):
@@ -389,6 +390,9 @@ class Janitor:
             elif conn.deadline is not None and self._deadline(conn, wall):
                 hub.unregister(conn)
             else:
+                waiting = conn.queued_bytes()
+                queued += waiting
+                queued_max = max(queued_max, waiting)
                 interest = conn.interest
                 subscriptions += len(interest.symbols) + len(interest.prefixes)
                 subscriptions += interest.everything
@@ -402,6 +406,8 @@ class Janitor:
             hub.wake.set()
         if self.gauges:
             metrics.SUBSCRIPTIONS.set(subscriptions)
+            metrics.WRITE_BUFFER.set(queued)
+            metrics.WRITE_BUFFER_MAX.set(queued_max)
 
     def _deadline(self, conn: Connection, wall: float) -> bool:
         """Act on conn's token deadline; True when the stream ended."""

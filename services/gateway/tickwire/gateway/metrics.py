@@ -23,6 +23,15 @@ DROPPED = Counter("tickwire_gateway_dropped_total", "Records not forwarded, by r
 DISCONNECTED = Counter(
     "tickwire_gateway_disconnected_total", "Connections cut by the server, by reason", ["reason"]
 )
+WRITE_BUFFER_MAX = Gauge(
+    "tickwire_gateway_write_buffer_max_bytes",
+    "Bytes queued in the process for the most backed-up connection, at the last sweep "
+    "(at most write_high_water plus one flush: the slow-client bound)",
+)
+WRITE_BUFFER = Gauge(
+    "tickwire_gateway_write_buffer_bytes",
+    "Bytes queued in the process for all connections, at the last sweep",
+)
 RESUMES = Counter("tickwire_gateway_resumes_total", "Cursor resumes by outcome", ["outcome"])
 REFUSED = Counter(
     "tickwire_gateway_refused_total", "Stream requests refused, by HTTP status", ["status"]

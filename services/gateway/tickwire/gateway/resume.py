@@ -6,6 +6,8 @@ Resume order for the slots the subscription touches:
    (a temporary consumer, no group), then the buffers for the rest;
 3. else (past retention, a cursor from another topic, cluster, generation or layout,
    or Kafka not answering in time) a `reset` event followed by fresh snapshots.
+A retriable Kafka error on the way (a connection reset, a broker not ready) is retried
+from the start, with backoff, until the resume timeout: only then is it a reset.
 The last step that queues frames and registers the connection is synchronous, so live
 updates continue exactly where the replay ends.
 
@@ -32,6 +34,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError, OffsetOutOfRangeError
 from aiokafka.structs import TopicPartition
 
+from tickwire.core.backoff import Backoff
 from tickwire.gateway import cursor, metrics
 from tickwire.gateway.connection import Connection, Interest
 from tickwire.gateway.errors import GatewayError
@@ -183,7 +186,7 @@ class Resumer:
         if tag != hub.tag or len(since) != len(hub.slots):
             return self._reset(conn, interest, "cursor from another topic or generation", tail)
         try:
-            outcome = await self._resume(conn, interest, list(since), tail, claim)
+            outcome = await self._resume_retrying(conn, interest, since, tail, claim)
         except PastRetentionError:
             return self._reset(conn, interest, "cursor is past Kafka retention", tail)
         except ReplayBoundError as exc:
@@ -193,6 +196,28 @@ class Resumer:
             return self._reset(conn, interest, "cursor could not be replayed", tail)
         metrics.RESUMES.labels(outcome).inc()
         return outcome
+
+    async def _resume_retrying(
+        self,
+        conn: Connection,
+        interest: Interest,
+        since: Sequence[int],
+        tail: Tail,
+        claim: ReplayClaim | None,
+    ) -> str:
+        """`_resume`, started again after a retriable Kafka error until `timeout_s` has
+        passed (nothing is queued for conn before a resume succeeds)."""
+        deadline = time.monotonic() + self.timeout_s
+        backoff = Backoff(base=0.2, cap=2.0)
+        while True:
+            try:
+                return await self._resume(conn, interest, list(since), tail, claim)
+            except KafkaError as exc:
+                delay = backoff.next_delay()
+                if not exc.retriable or time.monotonic() + delay > deadline:
+                    raise
+                log.info("resume through Kafka failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
 
     def _reset(self, conn: Connection, interest: Interest, reason: str, tail: Tail) -> str:
         hub = self.hub

@@ -90,6 +90,13 @@ class GatewaySettings(CommonSettings, RedisSettings):
     gateway_write_high_water: int = Field(
         256 * 1024, ge=1024, description="bytes queued in a socket before writes pause"
     )
+    gateway_send_buffer_bytes: int = Field(
+        128 * 1024,
+        ge=0,
+        description="SO_SNDBUF of an SSE socket (the kernel doubles it): bounds what the "
+        "kernel holds for a client that does not read, and so how soon it shows as slow; "
+        "0 = the kernel's autotuning (up to net.ipv4.tcp_wmem's maximum, megabytes)",
+    )
     gateway_slow_client_timeout_s: float = Field(
         30.0, gt=0, description="a client that drains nothing for this long is cut"
     )

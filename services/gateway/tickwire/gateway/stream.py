@@ -174,6 +174,7 @@ class StreamEndpoint:
                 transport,
                 settings.gateway_write_high_water,
                 cycle=cycle,
+                send_buffer=settings.gateway_send_buffer_bytes,
                 ip=ip,
                 subject=principal.subject,
                 max_rate=max_rate,
