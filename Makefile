@@ -76,7 +76,7 @@ bench-bridge: install rabbitmq ## The bridge (RabbitMQ -> ticks.raw, acked after
 	$(BIN)/python -m bench.bridge
 
 .PHONY: faults
-faults: install postgres toxiproxy ## The fault report: the pipeline under broker, processor, gateway, store and network faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short; FAULTS_SCENARIOS=network: only those, the others' figures kept)
+faults: install postgres toxiproxy ## The fault report: the pipeline under broker, processor, gateway, store, network (Toxiproxy) and slow-client faults -> bench/results/faults.json, docs/reliability.md (FAULTS_QUICK=1: short; FAULTS_SCENARIOS=network: only those, the others' figures kept)
 	$(BIN)/python -m bench.faults
 
 .PHONY: soak
