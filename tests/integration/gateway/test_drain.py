@@ -39,6 +39,12 @@ async def ws_read(ws: ClientConnection, into: list[dict[str, Any]]) -> None:
             into.extend(orjson.loads(await asyncio.wait_for(ws.recv(), 30)))
 
 
+async def until_snapshots(events: list[dict[str, Any]], count: int) -> None:
+    """Return once the reader filling `events` has received `count` snapshots."""
+    while sum(e["event"] == "snapshot" for e in events) < count:
+        await asyncio.sleep(0.01)
+
+
 def ws_versions(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     return [
         (e["event"], e["data"]["symbol"], e["data"]["version"])
@@ -79,6 +85,9 @@ async def test_drain_spreads_the_closes_and_clients_resume_on_another_node(
             ws_reader = asyncio.ensure_future(ws_read(ws, ws_events))
             for client in clients:
                 await client.wait_for(2)  # the snapshots
+            # the WebSocket's snapshots too: a drain that came first would leave it no
+            # cursor to resume from (seen once under load)
+            await asyncio.wait_for(until_snapshots(ws_events, len(SYMBOLS)), 30)
 
             async def feed() -> None:  # updates keep coming across the drain
                 for v in range(2, LAST):
