@@ -32,17 +32,18 @@ def process(env: dict[str, str], log: Path) -> GatewayProcess:
     return GatewayProcess(env, g.free_port(), log)
 
 
-async def ws_read(ws: ClientConnection, into: list[dict[str, Any]]) -> None:
-    """Read batches into `into` until the server closes."""
+async def ws_read(
+    ws: ClientConnection, into: list[dict[str, Any]], snapshots: asyncio.Event | None = None
+) -> None:
+    """Read batches into `into` until the server closes; set `snapshots` once one per
+    symbol has arrived."""
     with contextlib.suppress(ConnectionClosed):
         while True:
             into.extend(orjson.loads(await asyncio.wait_for(ws.recv(), 30)))
-
-
-async def until_snapshots(events: list[dict[str, Any]], count: int) -> None:
-    """Return once the reader filling `events` has received `count` snapshots."""
-    while sum(e["event"] == "snapshot" for e in events) < count:
-        await asyncio.sleep(0.01)
+            if snapshots is not None and sum(e["event"] == "snapshot" for e in into) >= len(
+                SYMBOLS
+            ):
+                snapshots.set()
 
 
 def ws_versions(events: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
@@ -82,12 +83,13 @@ async def test_drain_spreads_the_closes_and_clients_resume_on_another_node(
                 connect(old.url.replace("http", "ws") + "/v1/ws?symbols=AAPL,MSFT&bars=none")
             )
             ws_events: list[dict[str, Any]] = []
-            ws_reader = asyncio.ensure_future(ws_read(ws, ws_events))
+            ws_snapshots = asyncio.Event()
+            ws_reader = asyncio.ensure_future(ws_read(ws, ws_events, ws_snapshots))
             for client in clients:
                 await client.wait_for(2)  # the snapshots
             # the WebSocket's snapshots too: a drain that came first would leave it no
             # cursor to resume from (seen once under load)
-            await asyncio.wait_for(until_snapshots(ws_events, len(SYMBOLS)), 30)
+            await asyncio.wait_for(ws_snapshots.wait(), 30)
 
             async def feed() -> None:  # updates keep coming across the drain
                 for v in range(2, LAST):
