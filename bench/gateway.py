@@ -276,6 +276,8 @@ def per_million(cpu_s: float, delivered: int) -> float | None:
 INSIDE = {
     "server_latency": "tickwire_gateway_delivery_latency_seconds",
     "event_loop_lag": "tickwire_event_loop_lag_seconds",
+    "flush_pass": "tickwire_gateway_flush_pass_seconds",
+    "gc_pause": "tickwire_gc_pause_seconds",
 }
 
 

@@ -33,7 +33,7 @@ from fastapi import FastAPI
 from tickwire.core.errors import ConfigError
 from tickwire.core.logs import configure_logging
 from tickwire.core.settings import CommonSettings, read_secret
-from tickwire.observability import looplag, tracing
+from tickwire.observability import gcpause, looplag, tracing
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +173,7 @@ def serve(
         if tls is not None:
             assert config.ssl is not None, "uvicorn made no TLS context from the files"
             reloader = asyncio.create_task(tls.keep_loaded(config.ssl))
+        gcpause.install()
         lag = asyncio.create_task(looplag.monitor())
         try:
             await server.serve()

@@ -73,6 +73,7 @@ class Tally:
 
     events: int = 0
     bytes: int = 0
+    writes: int = 0  # socket writes (or WebSocket messages): each carries a client's queue
 
 
 class Connection:
@@ -368,6 +369,7 @@ class TransportConnection(Connection):
                 self.pending_bars = 0
                 tally.events += 1
                 tally.bytes += len(update.chunk)
+                tally.writes += 1
                 sock.write(update.chunk)
                 return False
             if self.delta:  # rendered per connection: one chunk with the backlog
@@ -383,6 +385,7 @@ class TransportConnection(Connection):
                     pieces.extend(sse.chunk(self.render_full(u)))
             if pieces:
                 tally.bytes += sum(map(len, pieces))
+                tally.writes += 1
                 sock.writelines(pieces)
         except (RuntimeError, OSError):  # the transport closed under us
             self.cut("client")
@@ -452,7 +455,9 @@ class QueuedConnection(Connection):
             self.stalled_since = None
             if not self.backlog:
                 self.drained.set()
-            tally().bytes += sum(map(len, frames))
+            counts = tally()
+            counts.bytes += sum(map(len, frames))
+            counts.writes += 1
             if self.ending and not self.backlog:
                 self.cut(self.ending)  # the final frame went out
 

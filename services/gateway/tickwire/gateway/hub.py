@@ -71,6 +71,7 @@ class Hub:
         self._cursor: str | None = None
         self.tally = Tally()
         self.fresh: list[Update] = []  # fanned out since the last flush: latency samples
+        self.flush_s = 0.0  # how long the last flush pass took (the reader's budget)
         self.measure_latency = True  # off for delayed feeds, late on purpose
 
     def _first_slot(self, kind: str) -> int:
@@ -304,6 +305,8 @@ class Hub:
                 conn.conflated = 0
         self.dirty = still
         self.publish_tally()
+        self.flush_s = time.monotonic() - now
+        metrics.FLUSH_PASS.observe(self.flush_s)
 
     def publish_tally(self) -> None:
         """Move the gathered counts into the metrics."""
@@ -312,6 +315,8 @@ class Hub:
             metrics.EVENTS_SENT.inc(tally.events)
         if tally.bytes:
             metrics.BYTES_SENT.inc(tally.bytes)
+        if tally.writes:
+            metrics.WRITES.inc(tally.writes)
         if self.fresh:
             wall_ns = time.time_ns()
             observe = metrics.DELIVERY_LATENCY.observe

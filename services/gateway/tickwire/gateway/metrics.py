@@ -50,6 +50,15 @@ DELIVERY_LATENCY = Histogram(
     "Ingest receive time to socket write, one sample per update at the flush that first writes it",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+FLUSH_PASS = Histogram(
+    "tickwire_gateway_flush_pass_seconds",
+    "Time one flush pass took to write every dirty connection",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+)
+WRITES = Counter(
+    "tickwire_gateway_socket_writes_total",
+    "Writes to client sockets (each carries every update queued for that client)",
+)
 CONSUMER_LAG = Gauge(
     "tickwire_gateway_consumer_lag_records", "High watermark minus position, summed", ["topic"]
 )

@@ -18,7 +18,11 @@ loop is woken and given the event loop before the next slice. Under light load a
 is a few records, applied at once and written as one batch; under pressure a fetch of
 thousands of records is written in pieces one budget apart, so no record waits behind
 the fan-out of the whole fetch. Flushing between two records is as safe as between two
-fetches: each record is applied to the hub in one synchronous step.
+fetches: each record is applied to the hub in one synchronous step. The budget
+stretches to the last flush pass's length (`Hub.flush_s`): a pass costs a write per
+dirty connection however many records came before it, so a reader held to less than a
+pass would fall behind the topic at heavy fan-out (records queueing in Kafka, latency
+growing without bound) instead of letting each pass carry more.
 
 A record that cannot be forwarded (a tombstone, a value that is not the documented
 struct, a key that is not its symbol, numbers that do not fit) is skipped: counted in
@@ -166,7 +170,11 @@ class KafkaReader:
     async def apply_fetch(self, batch: dict[TopicPartition, list[Any]]) -> None:
         """Apply one fetch, letting the flush loop write what is applied each time the
         latency budget is spent (see the module docstring)."""
-        clock, budget, step = self.clock, self.budget_s, self.SLICE
+        clock, step = self.clock, self.SLICE
+        # at least as long as the last flush pass took to write: a pass costs about a
+        # write per dirty connection however many records were applied before it, so
+        # applying for less than that would let the records queue in Kafka
+        budget = max(self.budget_s, self.hub.flush_s)
         deadline = clock() + budget
         for tp, records in batch.items():
             for start in range(0, len(records), step):
