@@ -52,10 +52,10 @@ test-unit: install ## Run the unit tests only (no infrastructure)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 .PHONY: bench
-bench: bench-ingest bench-processor bench-gateway bench-deltas bench-e2e bench-store bench-query bench-bridge ## Run every benchmark against its peer; figures to bench/results/
+bench: bench-ingest bench-processor bench-gateway bench-deltas bench-write-floor bench-e2e bench-store bench-query bench-bridge ## Run every benchmark against its peer; figures to bench/results/
 	$(BIN)/python -m bench.report
 
-.PHONY: bench-ingest bench-processor bench-gateway bench-deltas bench-e2e bench-store bench-query bench-bridge
+.PHONY: bench-ingest bench-processor bench-gateway bench-deltas bench-write-floor bench-e2e bench-store bench-query bench-bridge
 bench-ingest: install ## Ingest vs Kafka's ProducerPerformance ceiling
 	$(BIN)/python -m bench.ingest
 bench-processor: install ## Processor (1 and 2 processes, py-spy profile) vs Quix Streams; quick: BENCH_EVENTS=200000 BENCH_SIDES=ours,profile
@@ -65,6 +65,8 @@ bench-gateway: install ## Gateway SSE fan-out vs Centrifugo v6, then market sema
 	$(BIN)/python -m bench.gateway_market
 bench-deltas: install ## SSE bytes per delivered quote, delta=1 vs full frames (no servers: the real hub and connections)
 	$(BIN)/python -m bench.deltas
+bench-write-floor: install ## CPU per delivered update against updates per socket write: the gateway's flush path vs bare uvloop writes (no servers)
+	$(BIN)/python -m bench.write_floor
 bench-e2e: install ## End to end (ingest accept -> SSE write) at 1k/5k/20k events/s, 1,000 SSE clients, vs two plain aiokafka hops (E2E_QUICK=1: smoke run)
 	$(BIN)/python -m bench.e2e
 
